@@ -1,0 +1,129 @@
+"""``migration-guard check``: select, plan, provide a database, execute, report.
+
+This is the Django side of the tool: it runs in the project's own interpreter and imports no git.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from guard import checks, database, planning, project, reporting, selection
+from guard.config import CheckOptions
+from guard.errors import CHECK_FAILED, PASSED, FatalError
+from guard.execution import Execution
+from guard.types import MigrationKey, Selected, label
+
+if TYPE_CHECKING:
+    from django.db.migrations.loader import MigrationLoader
+
+
+def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
+              stderr: TextIO | None = None) -> int:
+    started = time.perf_counter()
+    stdout = stdout or sys.stdout
+    progress = reporting.Progress(stderr, verbose=options.verbose)
+    name = database.new_name()
+    proj = project.load(options, name)
+    loader = planning.load_graph()
+    graph = loader.graph
+    report = reporting.Report(
+        mode="full" if options.full else "paths",
+        project_dir=str(proj.directory),
+        settings=proj.settings_module,
+        last=options.last,
+    )
+    progress.line(
+        f"migration-guard: {proj.directory} (settings {proj.settings_module}, "
+        f"from {proj.settings_origin})"
+    )
+
+    chosen: dict[MigrationKey, Selected]
+    if options.full:
+        apps = selection.project_app_labels()
+        chosen = selection.select_last(loader, options.last, apps)
+        report.notes.append(
+            f"full run: every migration from an empty database, then the last {options.last} "
+            f"of each project app ({', '.join(sorted(apps)) or 'none'}) back and forth"
+        )
+    elif options.paths:
+        picked = selection.select_paths(loader, options.paths)
+        chosen = picked.chosen
+        report.ignored = [(str(p), why) for p, why in picked.ignored]
+        report.notes.extend(picked.notes)
+    else:
+        raise FatalError(
+            "Nothing to check: give migration files (migration-guard check PATH ...) "
+            "or --full for the whole project."
+        )
+    plan = planning.make_plan(graph, chosen)
+    report.selected = list(plan.selected)
+    for key in plan.order:
+        filename = planning.migration_file(graph.nodes[key])
+        if filename:
+            report.files[key] = filename
+    progress.selection(report)
+
+    # Found before any database work: operations that cannot be reversed.
+    cannot_reverse: set[MigrationKey] = set()
+    for key in plan.order:
+        for found in planning.irreversible_operations(key, graph.nodes[key]):
+            accepted = label(key) in options.allow_irreversible
+            report.irreversible.append((found, accepted))
+            cannot_reverse.add(key)
+            progress.line(
+                ("accepted: " if accepted else "FAILED: ") + found.describe()
+            )
+
+    report.checks = [checks.conflicts(loader), checks.system_checks(),
+                     checks.missing_migrations(loader)]
+    for check in report.checks:
+        progress.line(f"check: {check.name}: {'ok' if check.ok else 'FAILED'}")
+
+    if plan.order or options.full:
+        with database.provide(options.db, project.default_server(proj)) as provided:
+            report.database = {
+                "provider": provided.provider,
+                "server": provided.server.describe(),
+                "reason": provided.reason,
+            }
+            progress.line(f"database: {provided.provider}: {provided.reason}")
+            _execute(provided, name, loader, plan, cannot_reverse, report, progress)
+    else:
+        report.database = {"provider": "none", "reason": "no migration selected"}
+
+    report.seconds = time.perf_counter() - started
+    reporting.write(report, options.format, options.output, stdout)
+    return PASSED if report.passed else CHECK_FAILED
+
+
+def _execute(
+    provided: database.Provided,
+    name: str,
+    loader: MigrationLoader,
+    plan: planning.Plan,
+    cannot_reverse: set[MigrationKey],
+    report: reporting.Report,
+    progress: reporting.Progress,
+) -> None:
+    from django.db import connections
+
+    database.create_database(provided.server, name)
+    try:
+        project.point_databases(provided.server, name, keep_options=provided.keep_options)
+        progress.line(f"base: applying {len(plan.base)} migration(s) outside the selection")
+        execution = Execution(
+            loader,
+            connections["default"],
+            base=plan.base,
+            order=plan.order,
+            cannot_reverse=cannot_reverse,
+            on_step=progress.step,
+        )
+        report.outcome = execution.run()
+        if report.outcome.base_error:
+            progress.line(f"base: FAILED: {report.outcome.base_error}")
+    finally:
+        connections.close_all()
+        database.drop_database(provided.server, name)

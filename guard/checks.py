@@ -1,0 +1,69 @@
+"""The once-per-run checks that need no database: Django's system checks, conflicting leaves, and
+whether the models match the migrations (what ``makemigrations --check`` reports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.db.migrations.loader import MigrationLoader
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    hint: str = ""
+
+
+def system_checks() -> CheckResult:
+    """Django's system checks (no database checks), as ``manage.py check`` runs them."""
+    from django.core import checks
+
+    messages = checks.run_checks(include_deployment_checks=False, databases=None)
+    errors = [str(m) for m in messages if m.is_serious()]
+    warnings = [str(m) for m in messages if not m.is_serious()]
+    return CheckResult(
+        "system checks",
+        ok=not errors,
+        errors=errors,
+        warnings=warnings,
+        hint="" if not errors else "Run `python manage.py check` and fix what it reports.",
+    )
+
+
+def conflicts(loader: MigrationLoader) -> CheckResult:
+    """Two or more leaf migrations in one app, which ``migrate`` refuses."""
+    found = loader.detect_conflicts()
+    errors = [
+        f"{app}: conflicting migrations {', '.join(sorted(names))} (more than one leaf)"
+        for app, names in sorted(found.items())
+    ]
+    hint = " ".join(
+        f"Run `python manage.py makemigrations --merge {app}`." for app in sorted(found)
+    )
+    return CheckResult("conflicting migrations", ok=not errors, errors=errors, hint=hint)
+
+
+def missing_migrations(loader: MigrationLoader) -> CheckResult:
+    """Model changes that have no migration, named per app."""
+    from django.apps import apps
+    from django.db.migrations.autodetector import MigrationAutodetector
+    from django.db.migrations.questioner import NonInteractiveMigrationQuestioner
+    from django.db.migrations.state import ProjectState
+
+    autodetector = MigrationAutodetector(
+        loader.project_state(),
+        ProjectState.from_apps(apps),
+        NonInteractiveMigrationQuestioner(specified_apps=set(), dry_run=True),
+    )
+    changes = autodetector.changes(graph=loader.graph)
+    errors = []
+    for app, migrations in sorted(changes.items()):
+        described = [op.describe() for m in migrations for op in m.operations]
+        errors.append(f"{app}: models have changes with no migration: {'; '.join(described)}")
+    hint = " ".join(f"Run `python manage.py makemigrations {app}`." for app in sorted(changes))
+    return CheckResult("models match migrations", ok=not errors, errors=errors, hint=hint)

@@ -1,0 +1,577 @@
+"""A throwaway PostgreSQL cluster started from the PostgreSQL binaries on this machine.
+
+:func:`find_binaries` looks for a folder that holds ``initdb``, ``pg_ctl`` and ``postgres``
+together. :class:`LocalCluster` runs ``initdb`` into a folder of the caller's and starts
+``postgres`` on a unix socket in that folder only (no TCP), with the settings that suit a
+database nobody keeps (``fsync=off`` and friends)::
+
+    with LocalCluster.start(base_dir) as cluster:
+        use(cluster.server)
+
+Leaving the block stops the server and removes what ``start`` created in ``base_dir``.
+
+PostgreSQL refuses to run as root. When this process is root, ``initdb`` and ``postgres`` run as
+the ``postgres`` system user if there is one, else as ``nobody`` (or as ``run_as``), and the
+folders they need are handed to that user. That user must be able to reach ``base_dir``: it must
+not lie under a folder that only root may enter (``/root``, or pytest's own temporary folders,
+which are 0700); :meth:`LocalCluster.start` says so rather than failing obscurely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from guard import database
+from guard.database import Server
+from guard.errors import FatalError
+
+REQUIRED = ("initdb", "pg_ctl", "postgres")
+"""The programs a folder must hold, all three, to count as PostgreSQL binaries."""
+
+DEFAULT_PORT = 5432
+"""Safe to reuse: the server listens on a socket in a private folder only."""
+
+START_TIMEOUT = 30.0
+INITDB_TIMEOUT = 180.0
+STOP_TIMEOUT = 30.0
+SOCKET_PATH_MAX = 100
+"""A little under the 104/108 bytes macOS/Linux allow for a unix-socket path."""
+
+SERVER_SETTINGS = (
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "wal_level=minimal",
+    "max_wal_senders=0",
+    "max_connections=50",
+    "logging_collector=off",
+)
+"""What a database nobody keeps can do without: durability, replication, log files."""
+
+EMBEDDED_HINT = 'pip install "migration-guard[embedded]"'
+
+SEARCHED_PATTERNS = (
+    "pg_config --bindir",
+    "/usr/lib/postgresql/*/bin",
+    "/usr/pgsql-*/bin",
+    "/opt/homebrew/opt/postgresql@*/bin",
+    "/usr/local/opt/postgresql@*/bin",
+    "/opt/homebrew/bin",
+    "/Applications/Postgres.app/Contents/Versions/*/bin",
+    "the folder of initdb on PATH",
+    "the pgserver package",
+)
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+def has_binaries(folder: Path) -> bool:
+    """True if ``folder`` holds ``initdb``, ``pg_ctl`` and ``postgres`` as executables."""
+    if not folder.is_dir():
+        return False
+    return all(shutil.which(name, path=str(folder)) is not None for name in REQUIRED)
+
+
+def _version_key(name: str) -> tuple[int, ...]:
+    """``"15"`` -> (15,), ``"9.6"`` -> (9, 6); names that are not versions sort last."""
+    digits = name.split("@")[-1].split("-")[-1]
+    parts: list[int] = []
+    for part in digits.split("."):
+        if not part.isdigit():
+            return (-1,)
+        parts.append(int(part))
+    return tuple(parts) if parts else (-1,)
+
+
+def _versioned(parent: Path, prefix: str, suffix: str = "bin") -> list[Path]:
+    """``parent/<prefix><version>/<suffix>`` for every version present, newest first."""
+    try:
+        entries = [entry for entry in parent.iterdir() if entry.name.startswith(prefix)]
+    except OSError:
+        return []
+    entries.sort(key=lambda entry: _version_key(entry.name[len(prefix) :]), reverse=True)
+    return [entry / suffix for entry in entries]
+
+
+def _pg_config_bindir() -> Path | None:
+    pg_config = shutil.which("pg_config")
+    if pg_config is None:
+        return None
+    try:
+        done = subprocess.run(
+            [pg_config, "--bindir"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = done.stdout.strip()
+    return Path(text) if done.returncode == 0 and text else None
+
+
+def _path_candidates() -> list[Path]:
+    """The folder of ``initdb`` on PATH: where its symlinks lead first, then the folder itself."""
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        return []
+    found = Path(initdb)
+    return [found.resolve().parent, found.parent]
+
+
+def _pgserver_bindir() -> Path | None:
+    """The binaries inside the optional ``pgserver`` package, located without starting anything."""
+    try:
+        spec = importlib.util.find_spec("pgserver")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        folder = Path(location) / "pginstall" / "bin"
+        if has_binaries(folder):
+            return folder
+    return None
+
+
+def default_candidates() -> Iterator[Path]:
+    """Every folder :func:`find_binaries` tries after an explicit setting, in its order."""
+    pg_config = _pg_config_bindir()
+    if pg_config is not None:
+        yield pg_config
+    yield from _versioned(Path("/usr/lib/postgresql"), "")
+    yield from _versioned(Path("/usr"), "pgsql-")
+    yield from _versioned(Path("/opt/homebrew/opt"), "postgresql@")
+    yield from _versioned(Path("/usr/local/opt"), "postgresql@")
+    yield Path("/opt/homebrew/bin")
+    yield from _versioned(Path("/Applications/Postgres.app/Contents/Versions"), "")
+    yield from _path_candidates()
+    pgserver = _pgserver_bindir()
+    if pgserver is not None:
+        yield pgserver
+
+
+def find_binaries(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    candidates: Iterable[Path] | None = None,
+) -> Path | None:
+    """The first folder holding ``initdb``, ``pg_ctl`` and ``postgres``, else None.
+
+    An ``explicit`` folder (a setting the user gave) is the only one tried: a wrong setting is
+    reported, never silently replaced by another PostgreSQL. Otherwise ``candidates`` are tried,
+    by default :func:`default_candidates`: ``pg_config --bindir``, the usual Linux, Homebrew and
+    Postgres.app folders newest version first, the folder of ``initdb`` on PATH, and last the
+    binaries of the optional ``pgserver`` package.
+    """
+    if explicit is not None:
+        folder = Path(explicit).expanduser().absolute()
+        return folder if has_binaries(folder) else None
+    for folder in default_candidates() if candidates is None else candidates:
+        if has_binaries(folder):
+            return folder.absolute()
+    return None
+
+
+def missing_binaries_error(explicit: Path | None, candidates: Sequence[Path] | None) -> FatalError:
+    if explicit is not None:
+        return FatalError(
+            f"The PostgreSQL binaries folder {explicit} does not hold initdb, pg_ctl and "
+            "postgres together. Point the setting at the bin folder of a PostgreSQL server "
+            f"installation (e.g. /usr/lib/postgresql/15/bin), or leave it unset to search."
+        )
+    where = ", ".join(str(c) for c in candidates) if candidates is not None else (
+        ", ".join(SEARCHED_PATTERNS)
+    )
+    return FatalError(
+        "No PostgreSQL server binaries (initdb, pg_ctl and postgres in one folder) were found; "
+        f"looked in: {where}. Install the PostgreSQL server (e.g. apt-get install postgresql, "
+        f"brew install postgresql@16), or {EMBEDDED_HINT}, or use --db with a URL or docker."
+    )
+
+
+# --------------------------------------------------------------------------- users
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """The unprivileged account the server runs as when this process is root."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _lookup_user(name: str) -> RunAs | None:
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return RunAs(name=name, uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def choose_user(run_as: str | None) -> RunAs | None:
+    """Who runs ``initdb`` and ``postgres``: None means this process's own user."""
+    if not is_root():
+        if run_as is not None:
+            import getpass
+
+            if run_as != getpass.getuser():
+                raise FatalError(
+                    f"Cannot run the local PostgreSQL as {run_as!r}: switching users needs root. "
+                    "Leave run_as unset to run it as yourself."
+                )
+        return None
+    if run_as is not None:
+        user = _lookup_user(run_as)
+        if user is None:
+            raise FatalError(
+                f"Cannot run the local PostgreSQL as {run_as!r}: there is no such user on this "
+                "machine. Name an existing unprivileged user, or leave run_as unset."
+            )
+        if user.uid == 0:
+            raise FatalError(
+                f"Cannot run the local PostgreSQL as {run_as!r}: PostgreSQL refuses to run as "
+                "root. Name an unprivileged user, or leave run_as unset."
+            )
+        return user
+    for name in ("postgres", "nobody"):
+        user = _lookup_user(name)
+        if user is not None and user.uid != 0:
+            return user
+    raise FatalError(
+        "This process runs as root, which PostgreSQL refuses, and neither a 'postgres' nor a "
+        "'nobody' user exists to run it as. Create one (useradd --system postgres), or run "
+        "migration-guard as an ordinary user."
+    )
+
+
+def can_traverse(folder: Path, user: RunAs) -> bool:
+    """Whether ``user`` (with only its primary group) may pass through ``folder``."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return False
+    if st.st_uid == user.uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid == user.gid:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def _blocking_parent(path: Path, user: RunAs) -> Path | None:
+    """The first existing folder above ``path`` that ``user`` cannot pass through, if any."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not can_traverse(parent, user):
+            return parent
+    return None
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no server log)"
+    tail = [line for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(tail) if tail else "(the server log is empty)"
+
+
+class LocalCluster:
+    """A PostgreSQL server of our own in ``base_dir``, reachable on a unix socket only."""
+
+    server: Server
+
+    def __init__(
+        self, base_dir: Path, bindir: Path, user: RunAs | None, port: int = DEFAULT_PORT
+    ) -> None:
+        self.base_dir = base_dir
+        self.bindir = bindir
+        self.user = user
+        self.data_dir = base_dir / "data"
+        self.socket_dir = base_dir / "socket"
+        self.log_path = base_dir / "postgres.log"
+        self.server = Server(host=str(self.socket_dir), port=port, user="postgres")
+        self.process: subprocess.Popen[bytes] | None = None
+        """The postmaster, once started."""
+        self._running: list[subprocess.Popen[bytes]] = []
+        """Every process started and not yet waited for (initdb while it runs, the postmaster)."""
+        self._created: list[Path] = []
+        """What ``start`` made, in order, so that leaving removes exactly that."""
+        self._restore_owner: tuple[int, int] | None = None
+        self._removed = False
+
+    # ----------------------------------------------------------------- public API
+
+    @classmethod
+    def start(
+        cls,
+        base_dir: str | os.PathLike[str],
+        *,
+        bindir: str | os.PathLike[str] | None = None,
+        search: Sequence[Path] | None = None,
+        run_as: str | None = None,
+        port: int = DEFAULT_PORT,
+        timeout: float = START_TIMEOUT,
+    ) -> LocalCluster:
+        """Create a cluster in ``base_dir/data`` and start it; FatalError if it cannot.
+
+        ``bindir`` is a folder of PostgreSQL binaries, the only one tried if given; else the
+        folders in ``search`` are tried, by default those of :func:`default_candidates`.
+        ``run_as`` names the user the server runs as when this process is root (default:
+        ``postgres`` if it exists, else ``nobody``). On any failure, whatever was started is
+        stopped and whatever was created is removed before the error propagates.
+        """
+        base = Path(base_dir).expanduser().absolute()
+        explicit = Path(bindir).expanduser().absolute() if bindir is not None else None
+        found = find_binaries(explicit, candidates=search)
+        if found is None:
+            raise missing_binaries_error(explicit, search)
+        user = choose_user(run_as)
+        socket_file = base / "socket" / f".s.PGSQL.{port}"
+        if len(os.fsencode(socket_file)) > SOCKET_PATH_MAX:
+            raise FatalError(
+                f"The folder {base} is too deep for the local PostgreSQL: its socket path "
+                f"{socket_file} would be longer than unix sockets allow ({SOCKET_PATH_MAX} "
+                "bytes). Use a shorter folder, e.g. one made by tempfile.mkdtemp()."
+            )
+        if user is not None:
+            for folder, what in ((base, "folder"), (found, "binaries folder")):
+                blocked = _blocking_parent(folder, user)
+                if blocked is not None:
+                    raise FatalError(
+                        f"The local PostgreSQL runs as the user {user.name!r} (PostgreSQL refuses "
+                        f"to run as root), and that user cannot enter {blocked}, so it cannot "
+                        f"reach the {what} {folder}. Use a {what} outside folders only root may "
+                        "enter (such as /root, pytest's temporary folders or anything inside a "
+                        "tempfile.mkdtemp() folder, all 0700): pass the tempfile.mkdtemp() folder "
+                        f"itself, or make {blocked} traversable (chmod o+x)."
+                    )
+        cluster = cls(base, found, user, port)
+        try:
+            cluster._boot(timeout)
+        except BaseException:
+            cluster._cleanup()
+            raise
+        return cluster
+
+    def stop(self) -> None:
+        """Stop every process this cluster started: fast shutdown, then kill. Removes nothing."""
+        for proc in list(self._running):
+            self._end(proc)
+            self._running.remove(proc)
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._cleanup()
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs."""
+        proc = self.process
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    # ----------------------------------------------------------------- internals
+
+    def _boot(self, timeout: float) -> None:
+        self._make_folders()
+        self._initdb()
+        self._start_postmaster()
+        self._wait_ready(timeout)
+
+    def _make_folders(self) -> None:
+        if self.base_dir.exists() and not self.base_dir.is_dir():
+            raise FatalError(
+                f"{self.base_dir} is not a folder: the local PostgreSQL needs a folder to live in."
+            )
+        for path in (self.data_dir, self.socket_dir, self.log_path):
+            if os.path.lexists(path):
+                raise FatalError(
+                    f"{path} already exists: the local PostgreSQL will not reuse or overwrite it. "
+                    "Remove it (a leftover of an earlier run) or pass a new, empty base folder."
+                )
+        missing = [p for p in (self.base_dir, *self.base_dir.parents) if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir()
+            self._created.append(folder)
+            # Readable by the server's user whatever the umask; the base itself is handed over.
+            os.chmod(folder, 0o700 if folder == self.base_dir else 0o755)
+        for folder in (self.data_dir, self.socket_dir):
+            folder.mkdir(mode=0o700)
+            self._created.append(folder)
+        if self.user is not None:
+            if self.base_dir not in self._created:
+                st = self.base_dir.stat()
+                self._restore_owner = (st.st_uid, st.st_gid)
+            for folder in (self.base_dir, self.data_dir, self.socket_dir):
+                os.chown(folder, self.user.uid, self.user.gid)
+        self._created.append(self.log_path)
+
+    def _popen(self, argv: list[str], log: IO[bytes], **kwargs: Any) -> subprocess.Popen[bytes]:
+        if self.user is not None:
+            kwargs.update(self.user.popen_kwargs())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.setdefault("LC_ALL", "C")
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.base_dir,
+            env=env,
+            **kwargs,
+        )
+        self._running.append(proc)
+        return proc
+
+    def _initdb(self) -> None:
+        argv = [
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "--no-sync",
+            "--no-locale",
+            "-E",
+            "UTF8",
+            "--auth=trust",
+            "-U",
+            "postgres",
+        ]
+        with self.log_path.open("ab") as log:
+            proc = self._popen(argv, log)
+            try:
+                code = proc.wait(timeout=INITDB_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                code = None
+        if code is None:
+            raise FatalError(
+                f"initdb ({self.bindir / 'initdb'}) did not finish within {INITDB_TIMEOUT:.0f} s "
+                f"for {self.data_dir}. Its output: {_log_tail(self.log_path)}"
+            )
+        self._running.remove(proc)
+        if code != 0:
+            raise FatalError(
+                f"initdb ({self.bindir / 'initdb'}) failed with exit code {code} for "
+                f"{self.data_dir}. Its output: {_log_tail(self.log_path)}"
+            )
+
+    def _start_postmaster(self) -> None:
+        argv = [
+            str(self.bindir / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-k",
+            str(self.socket_dir),
+            "-p",
+            str(self.server.port),
+            "-c",
+            "listen_addresses=",
+        ]
+        for setting in SERVER_SETTINGS:
+            argv += ["-c", setting]
+        with self.log_path.open("ab") as log:
+            self.process = self._popen(argv, log, start_new_session=True)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        socket_file = self.socket_dir / f".s.PGSQL.{self.server.port}"
+        last = "the socket did not appear"
+        while True:
+            proc = self.process
+            if proc is None or proc.poll() is not None:
+                code = proc.returncode if proc is not None else None
+                raise FatalError(
+                    f"The local PostgreSQL ({self.bindir / 'postgres'}) exited with code {code} "
+                    f"while starting in {self.data_dir}. The end of its log: "
+                    f"{_log_tail(self.log_path)}"
+                )
+            if socket_file.exists():
+                try:
+                    conn = database.connect(self.server, "postgres")
+                except database.driver_errors() as exc:
+                    last = database.one_line(exc)
+                else:
+                    try:
+                        cur = conn.cursor()
+                        cur.execute("SELECT 1")
+                        cur.fetchone()
+                    finally:
+                        conn.close()
+                    return
+            if time.monotonic() >= deadline:
+                raise FatalError(
+                    f"The local PostgreSQL in {self.data_dir} did not accept connections within "
+                    f"{timeout:.0f} s ({last}). The end of its log: {_log_tail(self.log_path)}"
+                )
+            time.sleep(0.1)
+
+    @staticmethod
+    def _end(proc: subprocess.Popen[bytes]) -> None:
+        """SIGINT (a postmaster's fast shutdown), then SIGQUIT, then SIGKILL; always waits."""
+        steps = ((signal.SIGINT, STOP_TIMEOUT), (getattr(signal, "SIGQUIT", None), 5.0))
+        for sig, wait in steps:
+            if proc.poll() is not None:
+                return
+            if sig is None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+
+    def _cleanup(self) -> None:
+        """Stop everything, then remove what ``start`` created (and only that)."""
+        self.stop()
+        if self._removed:
+            return
+        self._removed = True
+        for path in reversed(self._created):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        if self._restore_owner is not None and self.base_dir.exists():
+            with contextlib.suppress(OSError):
+                os.chown(self.base_dir, *self._restore_owner)
+

@@ -1,0 +1,152 @@
+"""What a run was asked to do: command-line flags over ``[tool.migration-guard]`` in pyproject."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from guard.errors import FatalError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+Format = Literal["text", "json"]
+DEFAULT_LAST = 5
+
+KNOWN_KEYS = {"settings", "db", "last", "allow_irreversible", "python", "base"}
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Everything ``migration-guard check`` needs, already merged and validated."""
+
+    project_dir: Path
+    paths: tuple[Path, ...] = ()
+    full: bool = False
+    last: int = DEFAULT_LAST
+    settings: str | None = None
+    """``--settings``; see :func:`guard.project.settings_module` for the full order."""
+    config_settings: str | None = None
+    db: str = "auto"
+    format: Format = "text"
+    output: Path | None = None
+    verbose: bool = False
+    allow_irreversible: frozenset[str] = field(default_factory=frozenset)
+
+
+def find_project_dir(start: Path) -> Path:
+    """The nearest folder from ``start`` upwards that holds ``manage.py``, else ``start``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "manage.py").is_file():
+            return folder
+    return start
+
+
+def find_pyproject(project_dir: Path) -> Path | None:
+    for folder in (project_dir, *project_dir.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_config(project_dir: Path) -> dict[str, Any]:
+    """The ``[tool.migration-guard]`` table of the project's pyproject.toml, checked."""
+    path = find_pyproject(project_dir)
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise FatalError(f"Cannot read {path}: {exc}. Fix the file or remove it.") from exc
+    table = data.get("tool", {}).get("migration-guard", {})
+    if not isinstance(table, dict):
+        raise FatalError(f"{path}: [tool.migration-guard] must be a table.")
+    unknown = sorted(set(table) - KNOWN_KEYS)
+    if unknown:
+        raise FatalError(
+            f"{path}: unknown key(s) in [tool.migration-guard]: {', '.join(unknown)}. "
+            f"Known keys: {', '.join(sorted(KNOWN_KEYS))}."
+        )
+    _expect(table, path, "settings", str)
+    _expect(table, path, "db", str)
+    _expect(table, path, "last", int)
+    _expect(table, path, "python", str)
+    _expect(table, path, "base", str)
+    allowed = table.get("allow_irreversible", [])
+    if not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed):
+        raise FatalError(
+            f'{path}: allow_irreversible must be a list of "app_label.migration_name" strings.'
+        )
+    return dict(table)
+
+
+def _expect(table: Mapping[str, Any], path: Path, key: str, kind: type) -> None:
+    if key in table and (not isinstance(table[key], kind) or isinstance(table[key], bool)):
+        raise FatalError(
+            f"{path}: [tool.migration-guard] {key} must be a {kind.__name__}, "
+            f"not {table[key]!r}."
+        )
+
+
+_MANAGE_PY_SETTINGS = re.compile(
+    r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]"""
+)
+
+
+def settings_from_manage_py(project_dir: Path) -> str | None:
+    """The module that ``manage.py`` puts in ``DJANGO_SETTINGS_MODULE``, if it sets one."""
+    manage = project_dir / "manage.py"
+    try:
+        text = manage.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = _MANAGE_PY_SETTINGS.search(text)
+    return match.group(1) if match else None
+
+
+def build_options(
+    *,
+    project_dir: Path | None,
+    paths: Sequence[str],
+    full: bool,
+    last: int | None,
+    settings: str | None,
+    db: str | None,
+    output_format: Format,
+    output: str | None,
+    verbose: bool,
+    cwd: Path | None = None,
+) -> CheckOptions:
+    """Merge flags (which win) over the pyproject table into :class:`CheckOptions`."""
+    here = (cwd or Path.cwd()).resolve()
+    if project_dir is not None:
+        root = project_dir.resolve()
+        if not root.is_dir():
+            raise FatalError(f"--project-dir {project_dir}: no such folder.")
+    else:
+        root = find_project_dir(here)
+    config = read_config(root)
+    last_n = last if last is not None else int(config.get("last", DEFAULT_LAST))
+    if last_n < 1:
+        raise FatalError(f"--last must be at least 1, not {last_n}.")
+    return CheckOptions(
+        project_dir=root,
+        paths=tuple((here / p).resolve() for p in paths),
+        full=full,
+        last=last_n,
+        settings=settings,
+        config_settings=config.get("settings"),
+        db=db or config.get("db") or "auto",
+        format=output_format,
+        output=(here / output) if output else None,
+        verbose=verbose,
+        allow_irreversible=frozenset(config.get("allow_irreversible", [])),
+    )

@@ -1,0 +1,155 @@
+"""Django's migration graph, read without a database: dependents, the base set and the order.
+
+With D the selected migrations plus everything that depends on them (in any app), the base
+B = all nodes - D is closed under dependencies, so it can be applied on its own; D is then run
+forward, backward and forward again on top of it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from guard.errors import ProjectError
+from guard.project import _where
+from guard.types import MigrationKey, Selected, label
+
+if TYPE_CHECKING:
+    from django.db.migrations import Migration
+    from django.db.migrations.graph import MigrationGraph
+    from django.db.migrations.loader import MigrationLoader
+
+
+@dataclass(frozen=True)
+class Plan:
+    order: tuple[MigrationKey, ...]
+    """D, in the order Django applies it from an empty database."""
+    selected: tuple[Selected, ...]
+    """D again, each with why it is in."""
+    base: tuple[MigrationKey, ...]
+    """Every other migration, in apply order: the state D starts from."""
+
+
+def load_graph() -> MigrationLoader:
+    """Django's loader with no database: the graph as a fresh database sees it."""
+    from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
+    from django.db.migrations.loader import MigrationLoader
+
+    try:
+        return MigrationLoader(None, ignore_no_migrations=True)
+    except NodeNotFoundError as exc:
+        raise ProjectError(
+            f"{exc.message} Fix the dependency (or restore the migration it names); "
+            "`python manage.py showmigrations` shows what exists."
+        ) from exc
+    except BadMigrationError as exc:
+        raise ProjectError(f"{exc} Every migration module must define a Migration class.") from exc
+    except (SyntaxError, ImportError) as exc:
+        raise ProjectError(
+            f"A migration failed to import: {type(exc).__name__}: {exc}"
+            f" ({_where(exc)}). Fix the file; `python manage.py showmigrations` shows the same."
+        ) from exc
+
+
+def full_order(graph: MigrationGraph) -> list[MigrationKey]:
+    """Every node in the order Django applies them from an empty database."""
+    order: list[MigrationKey] = []
+    seen: set[MigrationKey] = set()
+    for leaf in graph.leaf_nodes():
+        for key in graph.forwards_plan(leaf):
+            if key not in seen:
+                seen.add(key)
+                order.append(key)
+    return order
+
+
+def dependents(
+    graph: MigrationGraph, keys: Iterable[MigrationKey]
+) -> dict[MigrationKey, set[MigrationKey]]:
+    """Each migration that depends (directly or not) on one of ``keys``, with which ones."""
+    found: dict[MigrationKey, set[MigrationKey]] = {}
+    for start in keys:
+        queue = deque([start])
+        seen = {start}
+        while queue:
+            node = graph.node_map[queue.popleft()]
+            for child in node.children:
+                if child.key not in seen:
+                    seen.add(child.key)
+                    found.setdefault(child.key, set()).add(start)
+                    queue.append(child.key)
+    return found
+
+
+def ancestors_within(
+    graph: MigrationGraph, key: MigrationKey, within: set[MigrationKey]
+) -> set[MigrationKey]:
+    return {k for k in graph.forwards_plan(key) if k in within}
+
+
+def make_plan(graph: MigrationGraph, chosen: dict[MigrationKey, Selected]) -> Plan:
+    """D = ``chosen`` plus their dependents; the base is the rest."""
+    found = dependents(graph, chosen)
+    reasons: dict[MigrationKey, Selected] = dict(chosen)
+    for key, because in found.items():
+        if key not in reasons:
+            reasons[key] = Selected(key, "dependent", tuple(sorted(because)))
+    order = full_order(graph)
+    selected_order = tuple(k for k in order if k in reasons)
+    return Plan(
+        order=selected_order,
+        selected=tuple(reasons[k] for k in selected_order),
+        base=tuple(k for k in order if k not in reasons),
+    )
+
+
+@dataclass(frozen=True)
+class Irreversible:
+    migration: MigrationKey
+    operation: str
+    """``RunPython(forwards)``, ``operations[2]``-style description of the culprit."""
+    index: int
+
+    def describe(self) -> str:
+        return (
+            f"{label(self.migration)}: operation {self.index + 1}, {self.operation}, "
+            "cannot be reversed"
+        )
+
+
+def irreversible_operations(key: MigrationKey, migration: Migration) -> list[Irreversible]:
+    """Operations that Django cannot unapply, found without touching a database."""
+    return [
+        Irreversible(key, text, index)
+        for index, operation in enumerate(migration.operations)
+        for text in _irreversible(operation)
+    ]
+
+
+def _irreversible(operation: Any) -> Iterator[str]:
+    from django.db.migrations.operations import RunPython, RunSQL, SeparateDatabaseAndState
+
+    if isinstance(operation, SeparateDatabaseAndState):
+        # It claims to be reversible even when its database operations are not.
+        for inner in operation.database_operations:
+            yield from (f"SeparateDatabaseAndState > {text}" for text in _irreversible(inner))
+        return
+    if operation.reversible:
+        return
+    if isinstance(operation, RunPython):
+        name = getattr(operation.code, "__name__", repr(operation.code))
+        yield f"RunPython({name}) has no reverse_code"
+    elif isinstance(operation, RunSQL):
+        sql = " ".join(str(operation.sql).split())
+        yield f"RunSQL({sql[:60]!r}) has no reverse_sql"
+    else:
+        yield f"{type(operation).__name__} is not reversible"
+
+
+def migration_file(migration: Migration) -> str | None:
+    """The file a loaded migration came from."""
+    module = sys.modules.get(type(migration).__module__)
+    return getattr(module, "__file__", None)

@@ -1,0 +1,185 @@
+"""The Django project under test: its settings module, Django's start-up, and its databases.
+
+Before Django starts, every entry in ``DATABASES`` is pointed at a database name of ours that does
+not exist yet, so nothing that runs during start-up can reach the project's own databases. Once a
+server is provided, :func:`point_databases` fills in where that name lives.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from guard.config import CheckOptions, settings_from_manage_py
+from guard.database import Server
+from guard.errors import FatalError
+
+POSTGRES_ENGINES = ("postgresql", "postgis", "postgres")
+
+
+@dataclass(frozen=True)
+class Project:
+    directory: Path
+    settings_module: str
+    settings_origin: str
+    """Where the settings module name came from, for the output."""
+    default_database: Mapping[str, Any]
+    """A copy of the project's own ``DATABASES['default']``, as its settings wrote it."""
+
+
+def settings_module(options: CheckOptions) -> tuple[str, str]:
+    """The settings module and where it came from, in the documented order."""
+    if options.settings:
+        return options.settings, "--settings"
+    env = os.environ.get("DJANGO_SETTINGS_MODULE")
+    if env:
+        return env, "DJANGO_SETTINGS_MODULE"
+    from_manage = settings_from_manage_py(options.project_dir)
+    if from_manage:
+        return from_manage, "manage.py"
+    if options.config_settings:
+        return options.config_settings, "[tool.migration-guard] settings"
+    if not (options.project_dir / "manage.py").exists():
+        raise FatalError(
+            f"{options.project_dir} does not look like a Django project: there is no manage.py "
+            "and no settings module was given. Run migration-guard from the project's folder, "
+            "or pass --project-dir DIR and --settings MODULE (or set DJANGO_SETTINGS_MODULE)."
+        )
+    raise FatalError(
+        f"No Django settings module found for {options.project_dir}: manage.py does not set "
+        "DJANGO_SETTINGS_MODULE. Pass --settings MODULE, set DJANGO_SETTINGS_MODULE, or add "
+        "settings = \"...\" to [tool.migration-guard] in pyproject.toml."
+    )
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of the traceback, or of a SyntaxError."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    return f"{frames[-1].filename}:{frames[-1].lineno}"
+
+
+def load(options: CheckOptions, placeholder_name: str) -> Project:
+    """Import the settings and start Django with every database pointed at ``placeholder_name``."""
+    module, origin = settings_module(options)
+    directory = str(options.project_dir)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    os.environ["DJANGO_SETTINGS_MODULE"] = module
+    try:
+        import django
+        from django.conf import settings
+    except ImportError:
+        raise FatalError(
+            f"Django is not installed in this interpreter ({sys.executable}). Run migration-guard "
+            "with the project's own Python, e.g. the one in its virtualenv."
+        ) from None
+    try:
+        importlib.import_module(module)
+        databases = settings.DATABASES
+    except Exception as exc:
+        where = _where(exc)
+        raise FatalError(
+            f"The settings module {module} (from {origin}) failed to import: "
+            f"{type(exc).__name__}: {exc}" + (f" at {where}" if where else "") + ". "
+            "Fix it so that `python manage.py check` works, or pass --settings."
+        ) from exc
+    default = databases.get("default") if isinstance(databases, dict) else None
+    if not default:
+        raise FatalError(
+            f"{module}: DATABASES has no 'default' entry; migration-guard migrates the default "
+            "database's engine on a server of its own."
+        )
+    engine = str(default.get("ENGINE", ""))
+    if not any(word in engine for word in POSTGRES_ENGINES):
+        raise FatalError(
+            f"{module}: DATABASES['default']['ENGINE'] is {engine!r}. migration-guard tests "
+            "migrations on PostgreSQL only; use django.db.backends.postgresql (or a "
+            "PostgreSQL-based engine such as PostGIS)."
+        )
+    snapshot = dict(default)
+    for alias, entry in databases.items():
+        _point(entry, alias, placeholder_name)
+    try:
+        django.setup()
+    except Exception as exc:
+        where = _where(exc)
+        raise FatalError(
+            f"Django failed to start with {module}: {type(exc).__name__}: {exc}"
+            + (f" at {where}" if where else "")
+            + ". Fix it so that `python manage.py check` works."
+        ) from exc
+    return Project(
+        directory=options.project_dir,
+        settings_module=module,
+        settings_origin=origin,
+        default_database=snapshot,
+    )
+
+
+def _point(entry: dict[str, Any], alias: str, name: str) -> None:
+    """Aim one ``DATABASES`` entry at our database (Django's connections share the dict)."""
+    entry["NAME"] = name
+    entry.setdefault("TEST", {})
+    # A second alias must never reach the project's own databases either: all aliases share our
+    # database, as Django's test runner does for mirrors.
+    if alias != "default":
+        entry["ENGINE"] = entry.get("ENGINE") or "django.db.backends.postgresql"
+
+
+def point_databases(server: Server, name: str, *, keep_options: bool) -> None:
+    """Fill in the server for every alias, now that our database ``name`` exists there."""
+    from django.conf import settings
+    from django.db import connections
+
+    for alias, entry in settings.DATABASES.items():
+        entry.update(server.django_settings(name))
+        options = dict(entry.get("OPTIONS") or {}) if keep_options else {}
+        if not keep_options:
+            # Connection options of the project's own server (service files, certificates) do not
+            # apply to a server we provided; search_path-style options still do.
+            original = entry.get("OPTIONS") or {}
+            if "options" in original:
+                options["options"] = original["options"]
+        options.update(server.options)
+        entry["OPTIONS"] = options
+        connections[alias].close()
+
+
+def default_server(project: Project) -> Server | None:
+    """The server of the project's ``DATABASES['default']``, as ``manage.py test`` would use."""
+    entry = project.default_database
+    options = dict(entry.get("OPTIONS") or {})
+    host = str(entry.get("HOST") or options.pop("host", "") or "")
+    if not host:
+        # libpq's default: the unix socket; Django passes no host in that case.
+        host = os.environ.get("PGHOST", "/var/run/postgresql")
+    port_text = str(entry.get("PORT") or os.environ.get("PGPORT") or "5432")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise FatalError(
+            f"{project.settings_module}: DATABASES['default']['PORT'] is {port_text!r}, "
+            "not a number."
+        ) from None
+    libpq = {
+        k: str(v)
+        for k, v in options.items()
+        if k in ("sslmode", "sslrootcert", "sslcert", "sslkey", "passfile", "service")
+    }
+    return Server(
+        host=host,
+        port=port,
+        user=str(entry.get("USER") or os.environ.get("PGUSER") or "postgres"),
+        password=str(entry.get("PASSWORD") or ""),
+        options=libpq,
+    )

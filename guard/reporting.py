@@ -1,0 +1,224 @@
+"""What a person or a CI job reads: progress lines as the run goes, then a text or JSON report.
+
+Progress goes to stderr as it happens; the report goes to stdout (or ``--output``), so that
+``--format json`` leaves stdout holding exactly one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from guard.checks import CheckResult
+from guard.execution import Outcome
+from guard.planning import Irreversible
+from guard.types import MigrationKey, Selected, StepResult, label
+
+
+@dataclass
+class Report:
+    mode: str
+    project_dir: str
+    settings: str
+    last: int
+    database: dict[str, str] = field(default_factory=dict)
+    selected: list[Selected] = field(default_factory=list)
+    files: dict[MigrationKey, str] = field(default_factory=dict)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    irreversible: list[tuple[Irreversible, bool]] = field(default_factory=list)
+    """Each irreversible operation, and whether config accepts it."""
+    checks: list[CheckResult] = field(default_factory=list)
+    outcome: Outcome = field(default_factory=Outcome)
+    seconds: float = 0.0
+
+    def failures(self) -> list[tuple[MigrationKey, StepResult]]:
+        return [
+            (key, step)
+            for key, steps in self.outcome.steps.items()
+            for step in steps
+            if step.ok is False
+        ]
+
+    @property
+    def passed(self) -> bool:
+        return (
+            not self.failures()
+            and not self.outcome.base_error
+            and all(check.ok for check in self.checks)
+            and all(accepted for _, accepted in self.irreversible)
+        )
+
+    def migration_passed(self, key: MigrationKey) -> bool:
+        steps = self.outcome.steps.get(key, [])
+        refused = any(i.migration == key and not ok for i, ok in self.irreversible)
+        return bool(steps) and not refused and all(s.ok is not False for s in steps)
+
+
+class Progress:
+    """Lines to stderr while the run goes; quiet when not verbose and nothing is wrong."""
+
+    def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.verbose = verbose
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.stream, flush=True)
+
+    def selection(self, report: Report) -> None:
+        for path, why in report.ignored:
+            self.line(f"warning: ignored {path}: {why}")
+        for note in report.notes:
+            self.line(f"note: {note}")
+        if not report.selected:
+            self.line("selected: no migrations")
+            return
+        self.line(f"selected {len(report.selected)} migration(s):")
+        width = max(len(label(s.migration)) for s in report.selected)
+        for item in report.selected:
+            self.line(f"  {label(item.migration):<{width}}  {describe_reason(item, report.last)}")
+
+    def step(self, key: MigrationKey, result: StepResult) -> None:
+        status = {True: "ok", False: "FAILED", None: "skipped"}[result.ok]
+        self.line(
+            f"  {result.step:<13} {label(key):<40} {status:<7} {result.seconds:6.2f}s"
+        )
+        if result.ok is False or (self.verbose and result.ok is None):
+            self.line(f"      {result.error}")
+        if self.verbose:
+            for warning in result.warnings:
+                self.line(f"      warning: {warning}")
+
+
+def describe_reason(item: Selected, last: int) -> str:
+    if item.reason == "changed":
+        return "changed (given)"
+    if item.reason == "last-N":
+        return f"last {last} of its app"
+    return "depends on " + ", ".join(label(k) for k in item.because_of)
+
+
+def write_text(report: Report, out: TextIO) -> None:
+    lines: list[str] = []
+    for irreversible, accepted in report.irreversible:
+        if accepted:
+            lines.append(f"accepted (allow_irreversible): {irreversible.describe()}")
+        else:
+            key = irreversible.migration
+            lines += [
+                f"FAILED {label(key)}: {irreversible.describe()}",
+                f"  file: {report.files.get(key, '?')}",
+                "  hint: give it a reverse (reverse_code=migrations.RunPython.noop if doing "
+                "nothing on rollback is right, reverse_sql for RunSQL), or accept it with "
+                f'allow_irreversible = ["{label(key)}"] in [tool.migration-guard].',
+            ]
+    if report.outcome.base_error:
+        lines.append(f"FAILED base: {report.outcome.base_error}")
+    for key, step in report.failures():
+        lines.append(f"FAILED {label(key)}: {step.step}: {step.error}")
+        lines.append(f"  file: {report.files.get(key, '?')}")
+        lines += [f"  - {d}" for d in step.schema_diff]
+        if step.hint:
+            lines.append(f"  hint: {step.hint}")
+    for check in report.checks:
+        for error in check.errors:
+            lines.append(f"FAILED {check.name}: {error}")
+        if check.hint and not check.ok:
+            lines.append(f"  hint: {check.hint}")
+        for warning in check.warnings:
+            lines.append(f"warning: {check.name}: {warning}")
+    lines.append(summary_line(report))
+    out.write("\n".join(lines) + "\n")
+
+
+def summary_line(report: Report) -> str:
+    count = len(report.selected)
+    failed = [s.migration for s in report.selected if not report.migration_passed(s.migration)]
+    checks_failed = [c.name for c in report.checks if not c.ok]
+    parts = [f"{count - len(failed)} of {count} migration(s) passed"]
+    if checks_failed:
+        parts.append("failed checks: " + ", ".join(checks_failed))
+    verdict = "passed" if report.passed else "FAILED"
+    return (
+        f"migration-guard {verdict}: " + "; ".join(parts)
+        + f" ({report.mode} mode, {report.database.get('provider', '?')} database, "
+        f"{report.seconds:.1f}s)"
+    )
+
+
+def _step_json(step: StepResult) -> dict[str, Any]:
+    data: dict[str, Any] = {"step": step.step, "ok": step.ok, "seconds": round(step.seconds, 4)}
+    if step.error:
+        data["error"] = step.error
+    if step.hint:
+        data["hint"] = step.hint
+    if step.schema_diff:
+        data["schema_diff"] = step.schema_diff
+    if step.warnings:
+        data["warnings"] = step.warnings
+    return data
+
+
+def as_json(report: Report) -> dict[str, Any]:
+    return {
+        "mode": report.mode,
+        "passed": report.passed,
+        "seconds": round(report.seconds, 3),
+        "project": {"dir": report.project_dir, "settings": report.settings},
+        "database": report.database,
+        "selected": [
+            {
+                "migration": label(s.migration),
+                "reason": s.reason,
+                **({"because_of": [label(k) for k in s.because_of]} if s.because_of else {}),
+            }
+            for s in report.selected
+        ],
+        "ignored": [{"path": p, "reason": r} for p, r in report.ignored],
+        "notes": report.notes,
+        "base": {
+            "migrations": report.outcome.base_count,
+            "seconds": round(report.outcome.base_seconds, 4),
+            **({"error": report.outcome.base_error} if report.outcome.base_error else {}),
+        },
+        "irreversible": [
+            {"migration": label(i.migration), "operation": i.operation, "accepted": ok}
+            for i, ok in report.irreversible
+        ],
+        "results": [
+            {
+                "migration": label(s.migration),
+                "file": report.files.get(s.migration),
+                "passed": report.migration_passed(s.migration),
+                "steps": [_step_json(step) for step in report.outcome.steps.get(s.migration, [])],
+            }
+            for s in report.selected
+        ],
+        "checks": [
+            {"name": c.name, "ok": c.ok, "errors": c.errors, "warnings": c.warnings,
+             **({"hint": c.hint} if c.hint and not c.ok else {})}
+            for c in report.checks
+        ],
+    }
+
+
+def write(report: Report, fmt: str, output: Path | None, stdout: TextIO) -> None:
+    def emit(out: TextIO) -> None:
+        if fmt == "json":
+            json.dump(as_json(report), out, indent=2)
+            out.write("\n")
+        else:
+            write_text(report, out)
+
+    if output is None:
+        emit(stdout)
+        return
+    with open(output, "w", encoding="utf-8") as out:
+        emit(out)
+    if fmt != "text":
+        stdout.write(summary_line(report) + "\n")
+
+

@@ -1,0 +1,361 @@
+"""Snapshots of a PostgreSQL schema, and the differences between two of them.
+
+This module owns what "the same schema" means. :func:`snapshot` reads the catalog with one
+query that returns JSON (one round trip, a few milliseconds) and turns it into a plain
+:data:`Schema`: ``kind -> identity -> definition``. :func:`diff` compares two snapshots into
+human-readable differences, plus warnings for changes that do not matter to the application:
+a constraint or index that only has another name, columns in another order.
+
+Covered, in every schema but ``pg_catalog``, ``information_schema``, ``pg_toast*`` and
+``pg_temp*``: schemas, tables (columns, comments, partitioning), constraints, indexes, sequences
+(their settings, never their current value), views and materialized views, triggers, functions
+and procedures, enums, domains, composite and range types, and extensions. Objects that belong
+to an extension are covered by the extension's entry, functions PostgreSQL makes for a type
+(range constructors) by the type's. Left out: OIDs, relfilenodes, toast tables, sequence values,
+aggregates, and Django's own table ``django_migrations`` with everything it owns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+Schema = dict[str, dict[str, Any]]
+"""``kind -> identity -> definition``; JSON-serialisable."""
+
+# One statement, one round trip. No "%" anywhere: drivers that interpolate parameters must not
+# see a placeholder.
+SQL = """
+WITH ns AS (
+    SELECT oid, nspname FROM pg_namespace
+    WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp_)'
+),
+rel AS (
+    SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind
+    FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')
+      AND NOT (c.relkind IN ('r', 'p') AND c.relname = 'django_migrations')
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
+                      AND e.objid = c.oid AND e.deptype = 'e')
+      AND NOT (c.relkind = 'S' AND EXISTS (
+          SELECT 1 FROM pg_depend d JOIN pg_class o ON o.oid = d.refobjid
+          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+            AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+            AND o.relname = 'django_migrations'))
+)
+SELECT json_build_object(
+'schemas', (SELECT coalesce(json_agg(nspname), '[]') FROM ns),
+'tables', (SELECT coalesce(json_agg(json_build_object(
+    'schema', r.schema, 'name', r.name, 'kind', r.relkind::text,
+    'unlogged', c.relpersistence = 'u',
+    'inherits', (SELECT json_agg(json_build_array(pn.nspname, pc.relname) ORDER BY i.inhseqno)
+                 FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
+                 JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid),
+    'partition_bound', CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
+    'partition_key', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
+    'comment', obj_description(c.oid, 'pg_class'))), '[]')
+    FROM rel r JOIN pg_class c ON c.oid = r.oid WHERE r.relkind IN ('r', 'p')),
+'columns', (SELECT coalesce(json_agg(json_build_object(
+    'schema', r.schema, 'table', r.name, 'name', a.attname,
+    'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull,
+    'default', pg_get_expr(d.adbin, d.adrelid),
+    'identity', a.attidentity::text, 'generated', a.attgenerated::text,
+    'collation', CASE WHEN a.attcollation <> t.typcollation
+        THEN (SELECT collname FROM pg_collation WHERE oid = a.attcollation) END,
+    'comment', col_description(a.attrelid, a.attnum), 'position', a.attnum)), '[]')
+    FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE r.relkind IN ('r', 'p')),
+'constraints', (SELECT coalesce(json_agg(json_build_object(
+    'schema', r.schema, 'table', r.name, 'name', co.conname,
+    'definition', pg_get_constraintdef(co.oid))), '[]')
+    FROM pg_constraint co JOIN rel r ON r.oid = co.conrelid WHERE co.contype <> 'n'),
+'indexes', (SELECT coalesce(json_agg(json_build_object(
+    'schema', r.schema, 'table', r.name, 'name', ic.relname, 'valid', i.indisvalid,
+    'definition', pg_get_indexdef(i.indexrelid))), '[]')
+    FROM pg_index i JOIN rel r ON r.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE NOT EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conrelid = i.indrelid
+                      AND co.conindid = i.indexrelid AND co.contype IN ('p', 'u', 'x'))),
+'sequences', (SELECT coalesce(json_agg(json_build_object(
+    'schema', r.schema, 'name', r.name, 'type', format_type(s.seqtypid, NULL),
+    'start', s.seqstart, 'increment', s.seqincrement, 'min', s.seqmin, 'max', s.seqmax,
+    'cache', s.seqcache, 'cycle', s.seqcycle,
+    'owned_by', (SELECT json_build_array(on_.nspname, oc.relname, oa.attname)
+                 FROM pg_depend d JOIN pg_class oc ON oc.oid = d.refobjid
+                 JOIN pg_namespace on_ ON on_.oid = oc.relnamespace
+                 JOIN pg_attribute oa ON oa.attrelid = d.refobjid AND oa.attnum = d.refobjsubid
+                 WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid
+                   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                 LIMIT 1))), '[]')
+    FROM rel r JOIN pg_sequence s ON s.seqrelid = r.oid),
+'views', (SELECT coalesce(json_agg(json_build_object(
+    'schema', r.schema, 'name', r.name, 'kind', r.relkind::text,
+    'definition', pg_get_viewdef(r.oid))), '[]')
+    FROM rel r WHERE r.relkind IN ('v', 'm')),
+'triggers', (SELECT coalesce(json_agg(json_build_object(
+    'schema', r.schema, 'table', r.name, 'name', tg.tgname, 'enabled', tg.tgenabled::text,
+    'definition', pg_get_triggerdef(tg.oid))), '[]')
+    FROM pg_trigger tg JOIN rel r ON r.oid = tg.tgrelid WHERE NOT tg.tgisinternal),
+'functions', (SELECT coalesce(json_agg(json_build_object(
+    'schema', n.nspname, 'name', p.proname, 'kind', p.prokind::text,
+    'arguments', pg_get_function_identity_arguments(p.oid),
+    'definition', pg_get_functiondef(p.oid))), '[]')
+    FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
+    WHERE p.prokind <> 'a'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
+                      AND e.objid = p.oid AND e.deptype IN ('e', 'i'))),
+'types', (SELECT coalesce(json_agg(json_build_object(
+    'schema', n.nspname, 'name', t.typname, 'kind', t.typtype::text,
+    'labels', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
+               FROM pg_enum e WHERE e.enumtypid = t.oid),
+    'base_type', CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
+    'not_null', t.typnotnull, 'default', t.typdefault,
+    'constraints', (SELECT json_agg(def ORDER BY def)
+                    FROM (SELECT pg_get_constraintdef(c.oid) AS def FROM pg_constraint c
+                          WHERE c.contypid = t.oid AND c.contype <> 'n') dc),
+    'attributes', (SELECT json_agg(json_build_array(a.attname,
+                                                    format_type(a.atttypid, a.atttypmod))
+                                   ORDER BY a.attnum)
+                   FROM pg_attribute a WHERE t.typtype = 'c' AND a.attrelid = t.typrelid
+                     AND a.attnum > 0 AND NOT a.attisdropped),
+    'subtype', (SELECT format_type(rg.rngsubtype, NULL) FROM pg_range rg
+                WHERE rg.rngtypid = t.oid))), '[]')
+    FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
+    WHERE (t.typtype IN ('e', 'd', 'r')
+           OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass
+                      AND e.objid = t.oid AND e.deptype = 'e')),
+'extensions', (SELECT coalesce(json_agg(json_build_object(
+    'name', x.extname, 'version', x.extversion, 'schema', xn.nspname)), '[]')
+    FROM pg_extension x JOIN pg_namespace xn ON xn.oid = x.extnamespace)
+)
+"""
+
+_TABLE_KINDS = {"r": "table", "p": "partitioned table"}
+_VIEW_KINDS = {"v": "view", "m": "materialized view"}
+_FUNCTION_KINDS = {"f": "function", "p": "procedure", "w": "window function"}
+_TYPE_KINDS = {"e": "enum", "d": "domain", "c": "composite", "r": "range"}
+_IDENTITY = {"": None, "a": "always", "d": "by default"}
+_INDEX_NAME = re.compile(r'^(CREATE (?:UNIQUE )?INDEX )(?:"(?:[^"]|"")*"|\S+) ON ')
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _qualified(schema: str, name: str) -> str:
+    """``"name"`` in ``public``, ``"schema"."name"`` elsewhere."""
+    return _quote(name) if schema == "public" else f"{_quote(schema)}.{_quote(name)}"
+
+
+def snapshot(cursor: Any) -> Schema:
+    """The schema of the database ``cursor`` is connected to, read in one query.
+
+    ``cursor`` is any DB-API cursor: psycopg2, psycopg 3 or a Django ``connection.cursor()``.
+    """
+    cursor.execute(SQL)
+    raw = cursor.fetchone()[0]
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw).decode()
+    catalog: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
+    return _build(catalog)
+
+
+def _build(catalog: dict[str, Any]) -> Schema:
+    schema: Schema = {
+        kind: {}
+        for kind in (
+            "schema", "table", "column", "constraint", "index", "sequence", "view",
+            "trigger", "function", "type", "extension",
+        )
+    }  # fmt: skip
+    schema["schema"] = {_quote(name): {} for name in catalog["schemas"]}
+    for row in catalog["tables"]:
+        schema["table"][_qualified(row["schema"], row["name"])] = {
+            "kind": _TABLE_KINDS[row["kind"]],
+            "unlogged": row["unlogged"],
+            "inherits": [_qualified(*parent) for parent in row["inherits"] or []],
+            "partition_bound": row["partition_bound"],
+            "partition_key": row["partition_key"],
+            "comment": row["comment"],
+        }
+    by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in catalog["columns"]:
+        by_table[_qualified(row["schema"], row["table"])].append(row)
+    for table, rows in by_table.items():
+        for position, row in enumerate(sorted(rows, key=lambda r: r["position"]), start=1):
+            schema["column"][f"{table}.{_quote(row['name'])}"] = {
+                "table": table,
+                "name": row["name"],
+                "type": row["type"],
+                "not_null": row["not_null"],
+                "default": row["default"],
+                "identity": _IDENTITY.get(row["identity"], row["identity"]),
+                "generated": row["generated"] == "s" or None,
+                "collation": row["collation"],
+                "comment": row["comment"],
+                "position": position,
+            }
+    for kind, source in (("constraint", "constraints"), ("index", "indexes")):
+        for row in catalog[source]:
+            table = _qualified(row["schema"], row["table"])
+            definition = row["definition"]
+            if kind == "index":
+                definition = _INDEX_NAME.sub(r"\1ON ", definition)
+            entry = schema[kind].setdefault(
+                f"{table} {definition}", {"table": table, "definition": definition, "names": []}
+            )
+            entry["names"] = sorted([*entry["names"], row["name"]])
+            if kind == "index":
+                entry["valid"] = row["valid"] and entry.get("valid", True)
+    for row in catalog["sequences"]:
+        owner = row.pop("owned_by")
+        name = _qualified(row.pop("schema"), row.pop("name"))
+        row["owned_by"] = f"{_qualified(owner[0], owner[1])}.{_quote(owner[2])}" if owner else None
+        schema["sequence"][name] = row
+    for row in catalog["views"]:
+        schema["view"][_qualified(row["schema"], row["name"])] = {
+            "kind": _VIEW_KINDS[row["kind"]],
+            "definition": row["definition"],
+        }
+    for row in catalog["triggers"]:
+        table = _qualified(row["schema"], row["table"])
+        schema["trigger"][f"{_quote(row['name'])} on {table}"] = {
+            "enabled": row["enabled"],
+            "definition": row["definition"],
+        }
+    for row in catalog["functions"]:
+        signature = f"{_qualified(row['schema'], row['name'])}({row['arguments']})"
+        schema["function"][signature] = {
+            "kind": _FUNCTION_KINDS.get(row["kind"], row["kind"]),
+            "definition": row["definition"],
+        }
+    for row in catalog["types"]:
+        name = _qualified(row.pop("schema"), row.pop("name"))
+        row["kind"] = _TYPE_KINDS[row["kind"]]
+        schema["type"][name] = {
+            key: value
+            for key, value in row.items()
+            if value is not None and (row["kind"] == "domain" or key not in ("not_null", "default"))
+        }
+    for row in catalog["extensions"]:
+        schema["extension"][_quote(row["name"])] = {
+            "version": row["version"],
+            "schema": row["schema"],
+        }
+    return {kind: dict(sorted(entries.items())) for kind, entries in schema.items()}
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    """What differs between two snapshots; true when there is a real difference."""
+
+    differences: tuple[str, ...]
+    warnings: tuple[str, ...]
+    """Changes that do not change behaviour: only a name, only the order of columns."""
+
+    def __bool__(self) -> bool:
+        return bool(self.differences)
+
+
+_NOT_COMPARED = frozenset({"position", "names"})
+
+
+def diff(expected: Schema, actual: Schema) -> SchemaDiff:
+    """How ``actual`` differs from ``expected``, in sorted human-readable lines.
+
+    "missing": in ``expected`` only; "unexpected": in ``actual`` only; "changed: <field>:
+    <expected> -> <actual>" for an object in both.
+    """
+    differences: list[str] = []
+    warnings: list[str] = []
+    for kind in sorted(expected.keys() | actual.keys()):
+        before, after = expected.get(kind, {}), actual.get(kind, {})
+        for identity in sorted(before.keys() | after.keys()):
+            if identity not in after:
+                differences.append(f"{kind} {_label(kind, identity, before[identity])}: missing")
+                continue
+            if identity not in before:
+                differences.append(f"{kind} {_label(kind, identity, after[identity])}: unexpected")
+                continue
+            old, new = before[identity], after[identity]
+            label = _label(kind, identity, old)
+            if not (isinstance(old, dict) and isinstance(new, dict)):
+                if old != new:
+                    differences.append(f"{kind} {label}: changed: {_change(old, new)}")
+                continue
+            for field in sorted(old.keys() | new.keys()):
+                if field not in _NOT_COMPARED and old.get(field) != new.get(field):
+                    change = _change(old.get(field), new.get(field))
+                    differences.append(f"{kind} {label}: changed: {field}: {change}")
+            old_names, new_names = old.get("names", []), new.get("names", [])
+            if old_names != new_names:
+                line = f"{kind} {label}: changed: names: {_change(old_names, new_names)}"
+                if len(old_names) == len(new_names):
+                    warnings.append(line.replace(": changed: names:", ": only the name differs:"))
+                else:
+                    differences.append(line)
+    warnings.extend(_column_order(expected.get("column", {}), actual.get("column", {})))
+    return SchemaDiff(tuple(sorted(differences)), tuple(sorted(warnings)))
+
+
+def _label(kind: str, identity: str, definition: Any) -> str:
+    if kind in ("constraint", "index") and isinstance(definition, dict):
+        names = ", ".join(_quote(name) for name in definition.get("names", []))
+        return f"{names} on {definition['table']}: {definition['definition']}"
+    return identity
+
+
+def _column_order(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """A warning per table whose columns present on both sides come in another order."""
+
+    def orders(columns: dict[str, Any]) -> dict[str, list[str]]:
+        tables: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for identity, column in columns.items():
+            tables[column["table"]].append((column["position"], identity))
+        return {table: [name for _, name in sorted(cols)] for table, cols in tables.items()}
+
+    old_orders, new_orders = orders(before), orders(after)
+    warnings = []
+    for table in sorted(old_orders.keys() & new_orders.keys()):
+        common = set(old_orders[table]) & set(new_orders[table])
+        old = [before[c]["name"] for c in old_orders[table] if c in common]
+        new = [after[c]["name"] for c in new_orders[table] if c in common]
+        if old != new:
+            warnings.append(
+                f"columns of {table} are in a different order: {', '.join(old)} -> {', '.join(new)}"
+            )
+    return warnings
+
+
+def _change(old: Any, new: Any, context: int = 30) -> str:
+    """``<old> -> <new>``; long texts shortened to the part that differs."""
+    if isinstance(old, str) and isinstance(new, str) and max(len(old), len(new)) > 2 * context:
+        start = 0
+        while start < min(len(old), len(new)) and old[start] == new[start]:
+            start += 1
+        end = 0
+        while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
+            end += 1
+        start = max(start - context, 0)
+        end = max(end - context, 0)
+
+        def cut(text: str) -> str:
+            middle = text[start : len(text) - end]
+            shown = ("..." if start else "") + middle + ("..." if end else "")
+            return json.dumps(shown, ensure_ascii=False)
+
+        return f"{cut(old)} -> {cut(new)}"
+    return f"{_show(old)} -> {_show(new)}"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)

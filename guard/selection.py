@@ -1,0 +1,122 @@
+"""Which migrations a run tests: the files it was given, or the last N of each project app.
+
+Files are matched to migrations through the module each loaded ``Migration`` came from, by real
+path, never by string suffix; so ``MIGRATION_MODULES`` overrides work, and a file that a squash
+replaced maps to its squash (from an empty database the squash stands for it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import site
+import sysconfig
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from guard.planning import full_order, migration_file
+from guard.types import MigrationKey, Selected
+
+if TYPE_CHECKING:
+    from django.db.migrations.loader import MigrationLoader
+
+
+@dataclass(frozen=True)
+class PathSelection:
+    chosen: dict[MigrationKey, Selected]
+    ignored: tuple[tuple[Path, str], ...]
+    """Paths that are not migrations of an installed app, with why."""
+    notes: tuple[str, ...] = ()
+
+
+def files_to_keys(loader: MigrationLoader) -> dict[Path, MigrationKey]:
+    """The real path of every migration file on disk, replaced ones included."""
+    found: dict[Path, MigrationKey] = {}
+    for key, migration in loader.disk_migrations.items():
+        filename = migration_file(migration)
+        if filename:
+            found[Path(os.path.realpath(filename))] = key
+    return found
+
+
+def replaced_by(loader: MigrationLoader) -> dict[MigrationKey, MigrationKey]:
+    """For each migration that a squash in the graph replaces: that squash."""
+    squashes: dict[MigrationKey, MigrationKey] = {}
+    for key, migration in loader.disk_migrations.items():
+        if key in loader.graph.nodes:
+            for app_label, name in migration.replaces or ():
+                squashes[(app_label, name)] = key
+    return squashes
+
+
+def select_paths(loader: MigrationLoader, paths: Iterable[Path]) -> PathSelection:
+    by_file = files_to_keys(loader)
+    squashes = replaced_by(loader)
+    chosen: dict[MigrationKey, Selected] = {}
+    ignored: list[tuple[Path, str]] = []
+    notes: list[str] = []
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        if not real.exists():
+            ignored.append((path, "no such file"))
+            continue
+        key = by_file.get(real)
+        if key is None:
+            ignored.append((path, "not a migration of an installed app"))
+            continue
+        if key not in loader.graph.nodes:
+            squash = squashes.get(key)
+            if squash is None:
+                ignored.append((path, "not in the migration graph"))
+                continue
+            notes.append(f"{key[0]}.{key[1]} is replaced by the squashed {squash[0]}.{squash[1]}")
+            key = squash
+        chosen.setdefault(key, Selected(key, "changed"))
+    return PathSelection(chosen=chosen, ignored=tuple(ignored), notes=tuple(notes))
+
+
+def _installed_locations() -> list[str]:
+    """Folders where third-party packages are installed, as real paths."""
+    places = set()
+    for name in ("purelib", "platlib"):
+        places.add(sysconfig.get_paths()[name])
+    with contextlib.suppress(AttributeError):  # old virtualenvs' site module lacks it
+        places.update(site.getsitepackages())
+    places.add(site.getusersitepackages())
+    return [os.path.realpath(p) for p in places if p]
+
+
+def project_app_labels() -> list[str]:
+    """Installed apps that belong to the project: not Django's own, not from site-packages."""
+    import django
+    from django.apps import apps
+
+    django_dir = os.path.realpath(os.path.dirname(django.__file__))
+    installed = _installed_locations()
+    labels = []
+    for config in apps.get_app_configs():
+        where = os.path.realpath(config.path)
+        if where == django_dir or where.startswith(django_dir + os.sep):
+            continue
+        if any(where == p or where.startswith(p + os.sep) for p in installed):
+            continue
+        labels.append(config.label)
+    return labels
+
+
+def select_last(
+    loader: MigrationLoader, last: int, app_labels: Iterable[str]
+) -> dict[MigrationKey, Selected]:
+    """The last ``last`` migrations of each of ``app_labels``, in apply order."""
+    wanted = set(app_labels)
+    per_app: dict[str, list[MigrationKey]] = {}
+    for key in full_order(loader.graph):
+        if key[0] in wanted:
+            per_app.setdefault(key[0], []).append(key)
+    chosen: dict[MigrationKey, Selected] = {}
+    for keys in per_app.values():
+        for key in keys[-last:]:
+            chosen[key] = Selected(key, "last-N")
+    return chosen

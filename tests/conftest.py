@@ -1,0 +1,116 @@
+"""Fixtures shared by the suite: a real PostgreSQL server and a guard on everything else on it.
+
+The server is, in order: ``MIGRATION_GUARD_TEST_DATABASE_URL``; the server on 127.0.0.1:5432 if
+it answers; else a throwaway cluster started from local PostgreSQL binaries for the session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from guard import database
+from guard.database import Server
+
+
+def _server_answers(server: Server) -> bool:
+    try:
+        database.connect_maintenance(server).close()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    url = os.environ.get("MIGRATION_GUARD_TEST_DATABASE_URL")
+    if url:
+        yield database.parse_url(url)
+        return
+    default = Server(host="127.0.0.1", port=5432, user="postgres")
+    if _server_answers(default):
+        yield default
+        return
+    from guard import cluster
+
+    with cluster.LocalCluster.start(tmp_path_factory.mktemp("pg")) as local:
+        yield local.server
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server: Server) -> str:
+    host = pg_server.host
+    if host.startswith("/"):
+        return f"postgres://{pg_server.user}@/postgres?host={host}&port={pg_server.port}"
+    return f"postgres://{pg_server.user}@{host}:{pg_server.port}/postgres"
+
+
+def _database_activity(server: Server) -> dict[str, tuple[int, ...]]:
+    """Per database that is not ours: its commit/rollback/tuple counters."""
+    conn = database.connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT pg_stat_force_next_flush()")
+        cur.execute(
+            "SELECT datname, xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted"
+            " FROM pg_stat_database WHERE datname IS NOT NULL"
+        )
+        return {
+            row[0]: tuple(row[1:])
+            for row in cur.fetchall()
+            if not row[0].startswith(database.PREFIX)
+            and row[0] not in database.MAINTENANCE_DATABASES
+            and row[0] not in _created_by_tests
+        }
+    finally:
+        conn.close()
+
+
+def _our_databases(server: Server) -> set[str]:
+    conn = database.connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'migration\\_guard\\_%'")
+        return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+_created_by_tests: set[str] = set()
+
+
+def register_test_database(name: str) -> None:
+    """A database a test made itself (and drops itself): the guard leaves it alone."""
+    _created_by_tests.add(name)
+
+
+@pytest.fixture
+def db_guard(pg_server: Server) -> Iterator[None]:
+    """Fail the test if it touched any database it or the tool did not create, or left one."""
+    before_ours = _our_databases(pg_server)
+    before = _database_activity(pg_server)
+    yield
+    after = _database_activity(pg_server)
+    touched = sorted(
+        name for name, counters in after.items() if before.get(name, counters) != counters
+    )
+    assert not touched, f"databases touched that the test did not create: {touched}"
+    left = _our_databases(pg_server) - before_ours
+    assert not left, f"databases left behind: {sorted(left)}"
+
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "example"
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    """A copy of the example project to add scenario migrations to."""
+    import shutil
+
+    target = tmp_path / "shop"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target

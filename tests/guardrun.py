@@ -1,0 +1,53 @@
+"""Running the real ``migration-guard`` command as a user would, in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.stdout)  # type: ignore[no-any-return]
+
+    def selection(self) -> list[tuple[str, str]]:
+        return [(s["migration"], s["reason"]) for s in self.report["selected"]]
+
+    def failed_steps(self) -> list[tuple[str, str]]:
+        return [
+            (r["migration"], s["step"])
+            for r in self.report["results"]
+            for s in r["steps"]
+            if s["ok"] is False
+        ]
+
+
+def run_guard(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> Run:
+    environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    environ.pop("MIGRATION_GUARD_DATABASE_URL", None)
+    environ.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "guard", *map(str, args)],
+        cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
