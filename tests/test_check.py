@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.guardrun import run_guard, write
+from tests.guardrun import Run, run_guard, write
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 
@@ -57,3 +57,187 @@ def test_reverse_that_leaves_a_table_fails_backward_and_forward_again(
     ]
     backward = run.report["results"][0]["steps"][1]
     assert 'table "orders_audit": unexpected' in backward["schema_diff"]
+
+
+def scenario(shop: Path, name: str, operations: str, *, atomic: bool = True) -> Path:
+    """An orders migration after 0002 with the given operations."""
+    return write(
+        shop / f"orders/migrations/{name}.py",
+        "from django.db import migrations\n\n\n"
+        "def forwards(apps, schema_editor):\n    pass\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        + ("    atomic = False\n" if not atomic else "")
+        + '    dependencies = [("orders", "0002_order_status")]\n\n'
+        f"    operations = [\n        {operations},\n    ]\n",
+    )
+
+
+def check(shop: Path, pg_url: str, *paths: Path | str) -> Run:
+    return run_guard(
+        "check", *paths, "--project-dir", shop, "--db", pg_url, "--format", "json"
+    )
+
+
+def test_reverse_that_fails(shop: Path, pg_url: str) -> None:
+    path = scenario(
+        shop, "0003_bad_reverse",
+        'migrations.RunSQL("ALTER TABLE orders_order ADD COLUMN note text", '
+        'reverse_sql="ALTER TABLE orders_order DROP COLUMN notes")',
+    )
+    run = run_guard("check", path, "--project-dir", shop, "--db", pg_url, "--format", "json")
+    assert run.returncode == 1, run.stderr
+    assert run.selection() == [("orders.0003_bad_reverse", "changed")]
+    assert run.failed_steps() == [("orders.0003_bad_reverse", "backward")]
+    backward, again = run.report["results"][0]["steps"][1:]
+    assert 'column "notes" of relation "orders_order" does not exist' in backward["error"]
+    assert "migrate orders 0002_order_status" in backward["hint"]
+    assert again["ok"] is None
+
+
+def test_reverse_that_leaves_the_schema_different_where_reapplying_does_not_tell(
+    shop: Path, pg_url: str
+) -> None:
+    path = scenario(
+        shop, "0003_index_stays",
+        'migrations.RunSQL("CREATE INDEX IF NOT EXISTS orders_status_idx '
+        'ON orders_order (status)", reverse_sql=migrations.RunSQL.noop)',
+    )
+    run = run_guard("check", path, "--project-dir", shop, "--db", pg_url, "--format", "json")
+    assert run.returncode == 1, run.stderr
+    assert run.failed_steps() == [("orders.0003_index_stays", "backward")]
+    backward = run.report["results"][0]["steps"][1]
+    assert any("orders_status_idx" in line or "(status)" in line
+               for line in backward["schema_diff"]), backward
+
+
+def test_irreversible_run_python_is_found_before_any_database_work(
+    shop: Path, pg_url: str
+) -> None:
+    path = scenario(shop, "0003_irreversible", "migrations.RunPython(forwards)")
+    run = run_guard("check", path, "--project-dir", shop, "--db", pg_url, "--format", "json")
+    assert run.returncode == 1, run.stderr
+    assert run.report["irreversible"] == [{
+        "migration": "orders.0003_irreversible",
+        "operation": "RunPython(forwards) has no reverse_code",
+        "accepted": False,
+    }]
+    stderr = run.stderr
+    assert stderr.index("orders.0003_irreversible: operation 1") < stderr.index("database:")
+    steps = {s["step"]: s["ok"] for s in run.report["results"][0]["steps"]}
+    assert steps == {"forward": True, "backward": None, "forward-again": None}
+
+
+def test_accepted_irreversible_migration_passes(shop: Path, pg_url: str) -> None:
+    path = scenario(shop, "0003_irreversible", "migrations.RunPython(forwards)")
+    write(shop / "pyproject.toml",
+          '[tool.migration-guard]\nallow_irreversible = ["orders.0003_irreversible"]\n')
+    run = run_guard("check", path, "--project-dir", shop, "--db", pg_url, "--format", "json")
+    assert run.returncode == 0, run.stderr
+    assert run.report["irreversible"][0]["accepted"] is True
+
+
+def test_non_atomic_migration(shop: Path, pg_url: str) -> None:
+    path = scenario(
+        shop, "0003_concurrent_index",
+        'migrations.RunSQL("CREATE INDEX CONCURRENTLY orders_qty_idx ON orders_order (quantity)", '
+        'reverse_sql="DROP INDEX CONCURRENTLY orders_qty_idx")',
+        atomic=False,
+    )
+    run = run_guard("check", path, "--project-dir", shop, "--db", pg_url, "--format", "json")
+    assert run.returncode == 0, run.stderr
+    assert [s["ok"] for s in run.report["results"][0]["steps"]] == [True, True, True]
+
+
+SQUASH = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    replaces = [("catalog", "0001_initial"), ("catalog", "0002_product_sku")]
+    initial = True
+    dependencies = []
+
+    operations = [
+        migrations.CreateModel(
+            name="Product",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True,
+                                           serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("price", models.DecimalField(decimal_places=2, max_digits=10)),
+                ("sku", models.CharField(max_length=32, unique=True)),
+            ],
+        ),
+    ]
+'''
+
+
+def test_a_replaced_migration_maps_to_its_squash(shop: Path, pg_url: str) -> None:
+    write(shop / "catalog/migrations/0001_squashed_0002_product_sku.py", SQUASH)
+    run = check(shop, pg_url, shop / "catalog/migrations/0001_initial.py")
+    assert run.returncode == 0, run.stderr
+    assert run.selection() == [
+        ("catalog.0001_squashed_0002_product_sku", "changed"),
+        ("orders.0001_initial", "dependent"),
+        ("billing.0001_initial", "dependent"),
+        ("catalog.0003_category", "dependent"),
+        ("orders.0002_order_status", "dependent"),
+    ]
+    assert run.report["notes"] == [
+        "catalog.0001_initial is replaced by the squashed catalog.0001_squashed_0002_product_sku"
+    ]
+
+
+def test_model_change_without_migration_fails_the_models_check(shop: Path, pg_url: str) -> None:
+    models = shop / "orders/models.py"
+    models.write_text(models.read_text() + "    note = models.TextField(blank=True)\n")
+    run = check(shop, pg_url, shop / "orders/migrations/0002_order_status.py")
+    assert run.returncode == 1, run.stderr
+    assert run.failed_steps() == []
+    failed = {c["name"]: c["errors"] for c in run.report["checks"] if not c["ok"]}
+    assert list(failed) == ["models match migrations"]
+    assert failed["models match migrations"][0].startswith("orders: ")
+    assert "note" in failed["models match migrations"][0]
+
+
+def test_full_mode_selects_the_last_n_of_each_project_app(shop: Path, pg_url: str) -> None:
+    run = run_guard(
+        "check", "--full", "--last", "2", "--project-dir", shop, "--db", pg_url,
+        "--format", "json",
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.report["mode"] == "full"
+    assert run.selection() == [
+        ("catalog.0002_product_sku", "last-N"),
+        ("orders.0001_initial", "last-N"),
+        ("billing.0001_initial", "last-N"),
+        ("catalog.0003_category", "last-N"),
+        ("orders.0002_order_status", "last-N"),
+    ]
+    # Everything else (auth, contenttypes, catalog.0001) was applied from scratch as the base.
+    assert run.report["base"]["migrations"] > 1
+    assert {c["name"]: c["ok"] for c in run.report["checks"]} == {
+        "conflicting migrations": True, "system checks": True, "models match migrations": True,
+    }
+
+
+def test_paths_that_are_not_migrations_are_listed_and_ignored(shop: Path, pg_url: str) -> None:
+    run = check(shop, pg_url, shop / "orders/models.py", shop / "orders/migrations/0099_gone.py")
+    assert run.returncode == 0, run.stderr
+    assert run.selection() == []
+    assert run.report["ignored"] == [
+        {"path": str(shop / "orders/models.py"), "reason": "not a migration of an installed app"},
+        {"path": str(shop / "orders/migrations/0099_gone.py"), "reason": "no such file"},
+    ]
+    assert "warning: ignored" in run.stderr
+
+
+def test_text_output_names_selection_steps_and_summary(shop: Path, pg_url: str) -> None:
+    path = write(shop / "orders/migrations/0003_leftover.py", LEFTOVER)
+    run = run_guard("check", path, "--project-dir", shop, "--db", pg_url)
+    assert run.returncode == 1
+    assert "orders.0003_leftover  changed (given)" in run.stderr
+    assert "backward      orders.0003_leftover" in run.stderr
+    assert "FAILED orders.0003_leftover: backward:" in run.stdout
+    assert "hint:" in run.stdout
+    assert run.stdout.splitlines()[-1].startswith("migration-guard FAILED: 0 of 1 migration(s)")
