@@ -195,8 +195,10 @@ def missing_binaries_error(explicit: Path | None, candidates: Sequence[Path] | N
             "postgres together. Point the setting at the bin folder of a PostgreSQL server "
             f"installation (e.g. /usr/lib/postgresql/15/bin), or leave it unset to search."
         )
-    where = ", ".join(str(c) for c in candidates) if candidates is not None else (
-        ", ".join(SEARCHED_PATTERNS)
+    where = (
+        ", ".join(str(c) for c in candidates)
+        if candidates is not None
+        else (", ".join(SEARCHED_PATTERNS))
     )
     return FatalError(
         "No PostgreSQL server binaries (initdb, pg_ctl and postgres in one folder) were found; "
@@ -574,4 +576,3 @@ class LocalCluster:
         if self._restore_owner is not None and self.base_dir.exists():
             with contextlib.suppress(OSError):
                 os.chown(self.base_dir, *self._restore_owner)
-

@@ -88,9 +88,7 @@ class DockerPostgres:
     # ----------------------------------------------------------------- public API
 
     @classmethod
-    def start(
-        cls, *, image: str = "postgres:15", timeout: float = START_TIMEOUT
-    ) -> DockerPostgres:
+    def start(cls, *, image: str = "postgres:15", timeout: float = START_TIMEOUT) -> DockerPostgres:
         """Run the container and wait until it takes connections; FatalError if it does not.
 
         On any failure the container is removed before the error propagates.

@@ -25,7 +25,7 @@ def _server_answers(server: Server) -> bool:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def pg_server() -> Iterator[Server]:
     url = os.environ.get("MIGRATION_GUARD_TEST_DATABASE_URL")
     if url:
         yield database.parse_url(url)
@@ -34,10 +34,18 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if _server_answers(default):
         yield default
         return
+    import shutil
+    import tempfile
+
     from guard import cluster
 
-    with cluster.LocalCluster.start(tmp_path_factory.mktemp("pg")) as local:
-        yield local.server
+    # Not pytest's tmp_path: it is 0700, and as root the server runs as an unprivileged user.
+    folder = tempfile.mkdtemp(prefix="mg-tests-")
+    try:
+        with cluster.LocalCluster.start(folder) as local:
+            yield local.server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
