@@ -26,6 +26,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     progress = reporting.Progress(stderr, verbose=options.verbose)
     name = database.new_name()
     proj = project.load(options, name)
+    database.make_interruptible()
     loader = planning.load_graph()
     graph = loader.graph
     report = reporting.Report(
@@ -112,7 +113,6 @@ def _execute(
     database.create_database(provided.server, name)
     try:
         project.point_databases(provided.server, name, keep_options=provided.keep_options)
-        progress.line(f"base: applying {len(plan.base)} migration(s) outside the selection")
         execution = Execution(
             loader,
             connections["default"],
@@ -120,6 +120,7 @@ def _execute(
             order=plan.order,
             cannot_reverse=cannot_reverse,
             on_step=progress.step,
+            on_base=progress.base,
         )
         report.outcome = execution.run()
         if report.outcome.base_error:

@@ -140,6 +140,48 @@ def connect(server: Server, dbname: str) -> Connection:
     return conn  # type: ignore[no-any-return]
 
 
+def make_interruptible() -> None:
+    """Let Ctrl-C and SIGTERM stop a running statement (psycopg2 otherwise waits it out).
+
+    psycopg2's documented way is a wait callback, which turns its blocking calls into a
+    select() loop in Python where a signal's exception can be raised. Unlike psycopg2's own
+    ``wait_select``, this one cancels the statement and then re-raises the interrupt instead of
+    turning it into a "canceling statement" error. psycopg 3 does this by itself.
+    """
+    with contextlib.suppress(ImportError):
+        import psycopg2.extensions
+
+        psycopg2.extensions.set_wait_callback(_wait_interruptibly)
+
+
+def _wait_interruptibly(conn: Any) -> None:
+    import select
+
+    import psycopg2.extensions as ext
+
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            state = conn.poll()
+            if state == ext.POLL_OK:
+                break
+            if state == ext.POLL_READ:
+                select.select([conn.fileno()], [], [])
+            elif state == ext.POLL_WRITE:
+                select.select([], [conn.fileno()], [])
+            else:  # pragma: no cover - psycopg2 documents no other state
+                raise conn.OperationalError(f"bad state from poll: {state}")
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+            conn.cancel()  # the server answers with an error, which ends the loop
+        except Exception:
+            if interrupted is not None:
+                raise interrupted from None
+            raise
+    if interrupted is not None:
+        raise interrupted
+
+
 def driver_errors() -> tuple[type[BaseException], ...]:
     """The driver's base ``Error`` classes, for ``except`` clauses that must not catch bugs."""
     errors: list[type[BaseException]] = []

@@ -7,6 +7,7 @@ CHECK_FAILED = 1
 USAGE_ERROR = 2
 UNEXPECTED_ERROR = 3
 INTERRUPTED = 130
+TERMINATED = 143
 
 ISSUES_URL = "https://github.com/migration-guard/migration-guard/issues"
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from django.db.migrations.state import ProjectState
 
 OnStep = Callable[[MigrationKey, StepResult], None]
+OnBase = Callable[[int, float], None]
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Execution:
         order: Sequence[MigrationKey],
         cannot_reverse: set[MigrationKey],
         on_step: OnStep,
+        on_base: OnBase | None = None,
     ) -> None:
         from django.db.migrations.executor import MigrationExecutor
 
@@ -63,6 +65,7 @@ class Execution:
         self.order = list(order)
         self.cannot_reverse = cannot_reverse
         self.on_step = on_step
+        self.on_base = on_base
         self.executor: MigrationExecutor = MigrationExecutor(connection)
         self.outcome = Outcome()
 
@@ -119,6 +122,8 @@ class Execution:
                 return None
         self.outcome.base_seconds = time.perf_counter() - started
         self.outcome.base_count = len(self.base)
+        if self.on_base is not None:
+            self.on_base(self.outcome.base_count, self.outcome.base_seconds)
         return state
 
     def _record(self, key: MigrationKey, result: StepResult) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from guard import errors
 
@@ -53,12 +57,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so that every ``finally`` cleans up."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def _log_bug() -> Path | None:
+    """Write the traceback of the exception being handled to a log file; its path or None."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = cache / "migration-guard" / "migration-guard.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"### {time.strftime('%Y-%m-%d %H:%M:%S')} migration-guard {_version()}, "
+                      f"Python {sys.version.split()[0]}, argv {sys.argv!r}\n")
+            log.write(traceback.format_exc() + "\n")
+    except OSError:
+        return None
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return errors.USAGE_ERROR
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command == "check":
             from guard.check import run_check
@@ -80,14 +108,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.FatalError as exc:
         print(f"migration-guard: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("migration-guard: terminated; what it created was dropped and stopped.",
+              file=sys.stderr)
+        return errors.TERMINATED
     except KeyboardInterrupt:
-        print("migration-guard: interrupted; the databases it created were dropped.",
+        print("migration-guard: interrupted; what it created was dropped and stopped.",
               file=sys.stderr)
         return errors.INTERRUPTED
-    except Exception:
+    except Exception as exc:
+        log = _log_bug()
+        where = f"The traceback is in {log}." if log else "\n" + traceback.format_exc()
         print(
-            "migration-guard: unexpected error (a bug in migration-guard). Please report it "
-            f"with the traceback below at {errors.ISSUES_URL}\n" + traceback.format_exc(),
+            f"migration-guard: unexpected error, a bug in migration-guard: "
+            f"{type(exc).__name__}: {exc}. {where} Please report it at {errors.ISSUES_URL} "
+            "with that traceback.",
             file=sys.stderr,
         )
         return errors.UNEXPECTED_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -81,6 +81,10 @@ class Progress:
         for item in report.selected:
             self.line(f"  {label(item.migration):<{width}}  {describe_reason(item, report.last)}")
 
+    def base(self, count: int, seconds: float) -> None:
+        self.line(f"  {'base':<13} {f'{count} migration(s) outside the selection':<40} "
+                  f"{'ok':<7} {seconds:6.2f}s")
+
     def step(self, key: MigrationKey, result: StepResult) -> None:
         status = {True: "ok", False: "FAILED", None: "skipped"}[result.ok]
         self.line(

@@ -1,7 +1,8 @@
 """Fixtures shared by the suite: a real PostgreSQL server and a guard on everything else on it.
 
 The server is, in order: ``MIGRATION_GUARD_TEST_DATABASE_URL``; the server on 127.0.0.1:5432 if
-it answers; else a throwaway cluster started from local PostgreSQL binaries for the session.
+it answers (unless ``MIGRATION_GUARD_TEST_SERVER=local``); else a throwaway cluster started from
+local PostgreSQL binaries for the session.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def pg_server() -> Iterator[Server]:
         yield database.parse_url(url)
         return
     default = Server(host="127.0.0.1", port=5432, user="postgres")
-    if _server_answers(default):
+    if os.environ.get("MIGRATION_GUARD_TEST_SERVER") != "local" and _server_answers(default):
         yield default
         return
     import shutil
