@@ -134,6 +134,11 @@ def build_options(
     else:
         root = find_project_dir(here)
     config = read_config(root)
+    spec = db or config.get("db") or "auto"
+    if spec not in ("auto", "settings", "local", "docker"):
+        from guard.database import parse_url
+
+        parse_url(spec)  # a malformed URL is reported before any work
     last_n = last if last is not None else int(config.get("last", DEFAULT_LAST))
     if last_n < 1:
         raise FatalError(f"--last must be at least 1, not {last_n}.")
@@ -144,7 +149,7 @@ def build_options(
         last=last_n,
         settings=settings,
         config_settings=config.get("settings"),
-        db=db or config.get("db") or "auto",
+        db=spec,
         format=output_format,
         output=(here / output) if output else None,
         verbose=verbose,

@@ -207,7 +207,8 @@ def connect_maintenance(server: Server) -> Connection:
             if "does not exist" not in str(exc):
                 break
     raise FatalError(
-        f"Cannot connect to PostgreSQL at {server.describe()}: {one_line(last)}"
+        f"Cannot connect to PostgreSQL at {server.describe()}: {one_line(last)}. Check that the "
+        "server runs and the credentials are right, or pick another server with --db."
     ) from last
 
 

@@ -41,17 +41,32 @@ def load_graph() -> MigrationLoader:
     try:
         return MigrationLoader(None, ignore_no_migrations=True)
     except NodeNotFoundError as exc:
+        origin = exc.origin
+        if not hasattr(origin, "app_label"):
+            raise ProjectError(f"{exc.message}.") from exc
+        filename = migration_file(origin) or label((origin.app_label, origin.name))
         raise ProjectError(
-            f"{exc.message} Fix the dependency (or restore the migration it names); "
-            "`python manage.py showmigrations` shows what exists."
+            f"{filename}: {origin.app_label}.{origin.name} depends on {label(exc.node)}, "
+            "which does not exist. "
+            "Fix the dependency, or restore the migration it names "
+            "(`python manage.py showmigrations` lists what exists)."
         ) from exc
     except BadMigrationError as exc:
-        raise ProjectError(f"{exc} Every migration module must define a Migration class.") from exc
-    except (SyntaxError, ImportError) as exc:
         raise ProjectError(
-            f"A migration failed to import: {type(exc).__name__}: {exc}"
-            f" ({_where(exc)}). Fix the file; `python manage.py showmigrations` shows the same."
+            f"{exc}. A module in a migrations folder must define a Migration class; "
+            "give helper modules a name starting with an underscore."
         ) from exc
+    except SyntaxError as exc:
+        raise ProjectError(
+            f"{exc.filename}:{exc.lineno}: a migration has a syntax error: {exc.msg}. "
+            "Fix the file; `python manage.py showmigrations` fails on it too."
+        ) from exc
+    except ImportError as exc:
+        raise ProjectError(
+            f"{_where(exc)}: a migration failed to import: {type(exc).__name__}: {exc}. "
+            "Install what it imports or fix the import."
+        ) from exc
+
 
 
 def full_order(graph: MigrationGraph) -> list[MigrationKey]:

@@ -58,11 +58,15 @@ def settings_module(options: CheckOptions) -> tuple[str, str]:
     )
 
 
-def _where(exc: BaseException) -> str:
-    """``file:line`` of the innermost frame of the traceback, or of a SyntaxError."""
+def _where(exc: BaseException, within: Path | None = None) -> str:
+    """``file:line`` of the innermost frame (inside ``within`` if given), or of a SyntaxError."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{exc.filename}:{exc.lineno}"
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<")
+        and (within is None or Path(f.filename).resolve().is_relative_to(within))
+    ]
     if not frames:
         return ""
     return f"{frames[-1].filename}:{frames[-1].lineno}"
@@ -87,7 +91,7 @@ def load(options: CheckOptions, placeholder_name: str) -> Project:
         importlib.import_module(module)
         databases = settings.DATABASES
     except Exception as exc:
-        where = _where(exc)
+        where = _where(exc, options.project_dir)
         raise FatalError(
             f"The settings module {module} (from {origin}) failed to import: "
             f"{type(exc).__name__}: {exc}" + (f" at {where}" if where else "") + ". "
@@ -112,7 +116,7 @@ def load(options: CheckOptions, placeholder_name: str) -> Project:
     try:
         django.setup()
     except Exception as exc:
-        where = _where(exc)
+        where = _where(exc, options.project_dir)
         raise FatalError(
             f"Django failed to start with {module}: {type(exc).__name__}: {exc}"
             + (f" at {where}" if where else "")

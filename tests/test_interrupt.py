@@ -16,7 +16,7 @@ import pytest
 from tests.guardrun import write
 from tests.test_providers import postgres_processes
 
-pytestmark = [pytest.mark.usefixtures("db_guard")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 
 SLOW = '''
 from django.db import migrations
