@@ -42,7 +42,7 @@ def load_graph() -> MigrationLoader:
         return MigrationLoader(None, ignore_no_migrations=True)
     except NodeNotFoundError as exc:
         origin = exc.origin
-        if not hasattr(origin, "app_label"):
+        if origin is None:
             raise ProjectError(f"{exc.message}.") from exc
         filename = migration_file(origin) or label((origin.app_label, origin.name))
         raise ProjectError(
