@@ -83,7 +83,9 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         progress.line(f"check: {check.name}: {'ok' if check.ok else 'FAILED'}")
 
     if plan.order or options.full:
-        with database.provide(options.db, project.default_server(proj)) as provided:
+        with database.provide(
+            options.db, project.default_server(proj), docker_image=options.docker_image
+        ) as provided:
             report.database = {
                 "provider": provided.provider,
                 "server": provided.server.describe(),

@@ -19,7 +19,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 Format = Literal["text", "json"]
 DEFAULT_LAST = 5
 
-KNOWN_KEYS = {"settings", "db", "last", "allow_irreversible", "python", "base"}
+KNOWN_KEYS = {"settings", "db", "last", "allow_irreversible", "docker_image"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class CheckOptions:
     output: Path | None = None
     verbose: bool = False
     allow_irreversible: frozenset[str] = field(default_factory=frozenset)
+    docker_image: str = "postgres:15"
 
 
 def find_project_dir(start: Path) -> Path:
@@ -78,8 +79,7 @@ def read_config(project_dir: Path) -> dict[str, Any]:
     _expect(table, path, "settings", str)
     _expect(table, path, "db", str)
     _expect(table, path, "last", int)
-    _expect(table, path, "python", str)
-    _expect(table, path, "base", str)
+    _expect(table, path, "docker_image", str)
     allowed = table.get("allow_irreversible", [])
     if not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed):
         raise FatalError(
@@ -154,4 +154,5 @@ def build_options(
         output=(here / output) if output else None,
         verbose=verbose,
         allow_irreversible=frozenset(config.get("allow_irreversible", [])),
+        docker_image=config.get("docker_image", "postgres:15"),
     )
