@@ -14,7 +14,10 @@ PostgreSQL refuses to run as root. When this process is root, ``initdb`` and ``p
 the ``postgres`` system user if there is one, else as ``nobody`` (or as ``run_as``), and the
 folders they need are handed to that user. That user must be able to reach ``base_dir``: it must
 not lie under a folder that only root may enter (``/root``, or pytest's own temporary folders,
-which are 0700); :meth:`LocalCluster.start` says so rather than failing obscurely.
+which are 0700); :meth:`LocalCluster.start` says so rather than failing obscurely. The binaries,
+on the other hand, may lie out of that user's reach (the ``pgserver`` wheel in a virtualenv under
+``/root``): then their installation is copied into ``base_dir`` and run from there (see
+:meth:`LocalCluster._copy_installation`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ INITDB_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
 SOCKET_PATH_MAX = 100
 """A little under the 104/108 bytes macOS/Linux allow for a unix-socket path."""
+LDD_TIMEOUT = 60.0
+
+INSTALL_COPY = "pginstall"
+"""The folder in ``base_dir`` that receives a copy of binaries the server's user cannot reach."""
+LIBRARY_FOLDERS = ("lib", "lib64")
+COPIED_FOLDERS = (*LIBRARY_FOLDERS, "share")
+"""Besides the bin folder, what of an installation its programs need: libraries and data files."""
 
 SERVER_SETTINGS = (
     "fsync=off",
@@ -134,7 +144,7 @@ def _path_candidates() -> list[Path]:
     return [found.resolve().parent, found.parent]
 
 
-def _pgserver_bindir() -> Path | None:
+def pgserver_bindir() -> Path | None:
     """The binaries inside the optional ``pgserver`` package, located without starting anything."""
     try:
         spec = importlib.util.find_spec("pgserver")
@@ -161,7 +171,7 @@ def default_candidates() -> Iterator[Path]:
     yield Path("/opt/homebrew/bin")
     yield from _versioned(Path("/Applications/Postgres.app/Contents/Versions"), "")
     yield from _path_candidates()
-    pgserver = _pgserver_bindir()
+    pgserver = pgserver_bindir()
     if pgserver is not None:
         yield pgserver
 
@@ -293,6 +303,97 @@ def _blocking_parent(path: Path, user: RunAs) -> Path | None:
     return None
 
 
+# --------------------------------------------------------------------------- copying binaries
+
+
+def _copy_folder(source: Path, target: Path) -> None:
+    """``source`` to ``target`` with symlinks as they are (see :func:`_settle_symlinks`)."""
+    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns("*.a"))
+
+
+def _settle_symlinks(copy: Path, original: Path) -> None:
+    """Replace each symlink in ``copy`` that leads nowhere inside it by what it led to.
+
+    Relative links within the installation (``libpq.so`` -> ``libpq.so.5``) stay links; links that
+    leave the copy, absolute ones to the original included, become copies of their target, read
+    at the same place in ``original``. Links that led nowhere in the original stay as they are.
+    """
+    links = [
+        Path(folder, name)
+        for folder, dirnames, filenames in os.walk(copy)
+        for name in (*dirnames, *filenames)
+        if os.path.islink(os.path.join(folder, name))
+    ]
+    inside = copy.resolve()
+    for link in links:
+        if not os.path.lexists(link):
+            continue  # inside a folder an earlier link was replaced by
+        led_to = link.resolve()
+        if led_to.is_relative_to(inside) and led_to.exists():
+            continue
+        target = (original / link.relative_to(copy)).resolve()
+        if not target.exists():
+            continue
+        link.unlink()
+        if target.is_dir():
+            shutil.copytree(
+                target,
+                link,
+                symlinks=False,
+                ignore_dangling_symlinks=True,
+                ignore=shutil.ignore_patterns("*.a"),
+            )
+        else:
+            shutil.copy2(target, link)
+
+
+def _make_readable(folder: Path) -> None:
+    """Folders 0755, files readable by all (and executable by all if by their owner)."""
+    for current, _dirnames, filenames in os.walk(folder):
+        os.chmod(current, 0o755)
+        for name in filenames:
+            path = os.path.join(current, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode):
+                mode = (stat.S_IMODE(st.st_mode) & 0o777) | 0o444
+                if mode & stat.S_IXUSR:
+                    mode |= 0o111
+                os.chmod(path, mode)
+
+
+def _unreachable_libraries(files: Sequence[Path], user: RunAs) -> dict[str, Path]:
+    """Shared libraries that ``files`` load from folders ``user`` cannot enter, by name.
+
+    Asks ``ldd`` (as this process, which reaches everything); without ``ldd`` (macOS) the answer
+    is empty and a missing library shows in initdb's output instead.
+    """
+    ldd = shutil.which("ldd")
+    if ldd is None or not files:
+        return {}
+    try:
+        done = subprocess.run(
+            [ldd, *(str(path) for path in files)],
+            capture_output=True,
+            text=True,
+            timeout=LDD_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    found: dict[str, Path] = {}
+    for line in done.stdout.splitlines():
+        # "\tlibpq-084d956f.so.5.16 => /root/.../pgserver.libs/libpq-084d956f.so.5.16 (0x...)"
+        name, arrow, rest = line.strip().partition(" => ")
+        location = rest.rpartition(" (")[0].strip() if arrow else ""
+        if not location.startswith("/") or name in found or "/" in name:
+            continue
+        path = Path(location)
+        if _blocking_parent(path, user) is not None:
+            found[name] = path
+    return found
+
+
 # --------------------------------------------------------------------------- the cluster
 
 
@@ -311,14 +412,26 @@ class LocalCluster:
     server: Server
 
     def __init__(
-        self, base_dir: Path, bindir: Path, user: RunAs | None, port: int = DEFAULT_PORT
+        self,
+        base_dir: Path,
+        bindir: Path,
+        user: RunAs | None,
+        port: int = DEFAULT_PORT,
+        *,
+        copy_binaries: bool = False,
     ) -> None:
         self.base_dir = base_dir
+        self.source_bindir = bindir
+        """The binaries as found."""
         self.bindir = bindir
+        """Where the programs run from: ``source_bindir``, or its copy once made."""
         self.user = user
         self.data_dir = base_dir / "data"
         self.socket_dir = base_dir / "socket"
         self.log_path = base_dir / "postgres.log"
+        self.install_dir: Path | None = base_dir / INSTALL_COPY if copy_binaries else None
+        """Where the installation is copied to, if ``user`` cannot reach ``source_bindir``."""
+        self._library_path: list[Path] = []
         self.server = Server(host=str(self.socket_dir), port=port, user="postgres")
         self.process: subprocess.Popen[bytes] | None = None
         """The postmaster, once started."""
@@ -347,7 +460,8 @@ class LocalCluster:
         ``bindir`` is a folder of PostgreSQL binaries, the only one tried if given; else the
         folders in ``search`` are tried, by default those of :func:`default_candidates`.
         ``run_as`` names the user the server runs as when this process is root (default:
-        ``postgres`` if it exists, else ``nobody``). On any failure, whatever was started is
+        ``postgres`` if it exists, else ``nobody``); if that user cannot reach the binaries, they
+        are copied into ``base_dir/pginstall`` first. On any failure, whatever was started is
         stopped and whatever was created is removed before the error propagates.
         """
         base = Path(base_dir).expanduser().absolute()
@@ -363,19 +477,20 @@ class LocalCluster:
                 f"{socket_file} would be longer than unix sockets allow ({SOCKET_PATH_MAX} "
                 "bytes). Use a shorter folder, e.g. one made by tempfile.mkdtemp()."
             )
+        copy_binaries = False
         if user is not None:
-            for folder, what in ((base, "folder"), (found, "binaries folder")):
-                blocked = _blocking_parent(folder, user)
-                if blocked is not None:
-                    raise FatalError(
-                        f"The local PostgreSQL runs as the user {user.name!r} (PostgreSQL refuses "
-                        f"to run as root), and that user cannot enter {blocked}, so it cannot "
-                        f"reach the {what} {folder}. Use a {what} outside folders only root may "
-                        "enter (such as /root, pytest's temporary folders or anything inside a "
-                        "tempfile.mkdtemp() folder, all 0700): pass the tempfile.mkdtemp() folder "
-                        f"itself, or make {blocked} traversable (chmod o+x)."
-                    )
-        cluster = cls(base, found, user, port)
+            blocked = _blocking_parent(base, user)
+            if blocked is not None:
+                raise FatalError(
+                    f"The local PostgreSQL runs as the user {user.name!r} (PostgreSQL refuses to "
+                    f"run as root), and that user cannot enter {blocked}, so it cannot reach the "
+                    f"folder {base}. Use a folder outside folders only root may enter (such as "
+                    "/root, pytest's temporary folders or anything inside a tempfile.mkdtemp() "
+                    "folder, all 0700): pass the tempfile.mkdtemp() folder itself, or make "
+                    f"{blocked} traversable (chmod o+x)."
+                )
+            copy_binaries = _blocking_parent(found / "postgres", user) is not None
+        cluster = cls(base, found, user, port, copy_binaries=copy_binaries)
         try:
             cluster._boot(timeout)
         except BaseException:
@@ -410,6 +525,8 @@ class LocalCluster:
 
     def _boot(self, timeout: float) -> None:
         self._make_folders()
+        if self.install_dir is not None and self.user is not None:
+            self._copy_installation(self.install_dir, self.user)
         self._initdb()
         self._start_postmaster()
         self._wait_ready(timeout)
@@ -419,7 +536,8 @@ class LocalCluster:
             raise FatalError(
                 f"{self.base_dir} is not a folder: the local PostgreSQL needs a folder to live in."
             )
-        for path in (self.data_dir, self.socket_dir, self.log_path):
+        made = (self.data_dir, self.socket_dir, self.log_path, self.install_dir)
+        for path in (p for p in made if p is not None):
             if os.path.lexists(path):
                 raise FatalError(
                     f"{path} already exists: the local PostgreSQL will not reuse or overwrite it. "
@@ -442,11 +560,84 @@ class LocalCluster:
                 os.chown(folder, self.user.uid, self.user.gid)
         self._created.append(self.log_path)
 
+    def _copy_installation(self, target: Path, user: RunAs) -> None:
+        """Copy the installation of the binaries into ``target`` and run the programs from there.
+
+        This is for root running the server as a user who cannot enter the folder the binaries
+        are in, typically the ``pgserver`` wheel in a virtualenv under ``/root`` (0700). Nothing is
+        asked of the user: a relocatable PostgreSQL (pgserver's, or any built with the default
+        relative layout) finds its ``lib`` and ``share`` folders relative to where its programs
+        are, so the folder holding the real bin folder is copied: that bin folder, ``lib``,
+        ``lib64`` and ``share`` as far as they exist, static libraries left out. Symlinks within
+        the copy stay symlinks; those leading out of it are replaced by what they lead to. A
+        Debian-style installation, whose ``share`` lies elsewhere, reads it at its compiled-in
+        place, which is readable by everyone.
+
+        Shared libraries that the programs load from elsewhere out of the user's reach (pgserver
+        keeps ``libpq`` in ``site-packages/pgserver.libs``, found through an ``$ORIGIN``-relative
+        rpath that the copy no longer satisfies) are copied into the copy's ``lib``, and the
+        programs run with the copy's library folders on ``LD_LIBRARY_PATH``. The copy belongs to
+        root, is readable by everyone, and is removed with the rest of the cluster.
+        """
+        real_bin = (self.bindir / "postgres").resolve().parent
+        if not has_binaries(real_bin):
+            raise FatalError(
+                f"The user {user.name!r} that runs the local PostgreSQL cannot reach "
+                f"{self.bindir}, so its installation would be copied to {target}, but "
+                f"{self.bindir / 'postgres'} leads to {real_bin}, which does not hold initdb, "
+                "pg_ctl and postgres together. Point the setting at the real bin folder of the "
+                "installation, or install PostgreSQL where that user can reach it."
+            )
+        root = real_bin.parent
+        target.mkdir(mode=0o755)
+        self._created.append(target)
+        try:
+            _copy_folder(real_bin, target / real_bin.name)
+            for name in COPIED_FOLDERS:
+                if name != real_bin.name and (root / name).is_dir():
+                    _copy_folder(root / name, target / name)
+            _settle_symlinks(target, root)
+            programs = [real_bin / name for name in REQUIRED]
+            modules = sorted(
+                path
+                for name in LIBRARY_FOLDERS
+                if (root / name).is_dir()
+                for path in (root / name).rglob("*.so*")
+                if path.is_file() and not path.is_symlink()
+            )
+            libraries = _unreachable_libraries([*programs, *modules], user)
+            if libraries:
+                (target / "lib").mkdir(mode=0o755, exist_ok=True)
+            for name, path in libraries.items():
+                if not os.path.lexists(target / "lib" / name):
+                    shutil.copy2(path, target / "lib" / name)
+            _make_readable(target)
+        except OSError as exc:
+            raise FatalError(
+                f"Could not copy the PostgreSQL installation {root} to {target}, where the user "
+                f"{user.name!r} that runs the local PostgreSQL can reach it (it cannot reach "
+                f"{self.bindir}): {exc}. Check the space and permissions there, or install "
+                "PostgreSQL where that user can reach it (e.g. a virtualenv outside /root)."
+            ) from exc
+        self.bindir = target / real_bin.name
+        self._library_path = [target / name for name in LIBRARY_FOLDERS if (target / name).is_dir()]
+
+    def _program(self, name: str) -> str:
+        """A program's path for messages: as found, and where it ran from if that was a copy."""
+        if self.bindir == self.source_bindir:
+            return str(self.bindir / name)
+        return f"{self.source_bindir / name}, run from a copy in {self.bindir}"
+
     def _popen(self, argv: list[str], log: IO[bytes], **kwargs: Any) -> subprocess.Popen[bytes]:
         if self.user is not None:
             kwargs.update(self.user.popen_kwargs())
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.setdefault("LC_ALL", "C")
+        if self._library_path:
+            inherited = env.get("LD_LIBRARY_PATH")
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                [*(str(path) for path in self._library_path), *([inherited] if inherited else [])]
+            )
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -480,13 +671,13 @@ class LocalCluster:
                 code = None
         if code is None:
             raise FatalError(
-                f"initdb ({self.bindir / 'initdb'}) did not finish within {INITDB_TIMEOUT:.0f} s "
+                f"initdb ({self._program('initdb')}) did not finish within {INITDB_TIMEOUT:.0f} s "
                 f"for {self.data_dir}. Its output: {_log_tail(self.log_path)}"
             )
         self._running.remove(proc)
         if code != 0:
             raise FatalError(
-                f"initdb ({self.bindir / 'initdb'}) failed with exit code {code} for "
+                f"initdb ({self._program('initdb')}) failed with exit code {code} for "
                 f"{self.data_dir}. Its output: {_log_tail(self.log_path)}"
             )
 
@@ -516,7 +707,7 @@ class LocalCluster:
             if proc is None or proc.poll() is not None:
                 code = proc.returncode if proc is not None else None
                 raise FatalError(
-                    f"The local PostgreSQL ({self.bindir / 'postgres'}) exited with code {code} "
+                    f"The local PostgreSQL ({self._program('postgres')}) exited with code {code} "
                     f"while starting in {self.data_dir}. The end of its log: "
                     f"{_log_tail(self.log_path)}"
                 )

@@ -7,6 +7,7 @@ and the folders it made removed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -43,6 +44,27 @@ def processes_mentioning(text: str) -> list[int]:
         except OSError:
             continue
         if text in cmdline and not process_gone(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def processes_using(folder: Path) -> list[int]:
+    """Live processes with ``folder`` in their command line, program path or working folder.
+
+    The program path catches a postmaster's children, whose command line PostgreSQL rewrites to
+    "postgres: checkpointer" and the like (Linux /proc).
+    """
+    prefix = str(folder)
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            places = [(entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()]
+        except OSError:
+            continue
+        for link in ("exe", "cwd"):
+            with contextlib.suppress(OSError):
+                places.append(os.readlink(entry / link))
+        if any(prefix in place for place in places) and not process_gone(int(entry.name)):
             found.append(int(entry.name))
     return found
 
@@ -202,6 +224,82 @@ def test_as_root_a_base_under_a_0700_folder_is_a_clear_error(scratch: Path) -> N
     assert "chmod o+x" in str(caught.value)
     assert list(private.iterdir()) == []
     private.rmdir()
+
+
+PKGLIBDIR = "SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'"
+PLPGSQL = (
+    "CREATE FUNCTION pg_temp.answer() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 42; END $$;"
+    " SELECT pg_temp.answer()"
+)
+"""Loads plpgsql's shared library."""
+
+
+def private_installation(private: Path) -> Path:
+    """A copy of this machine's PostgreSQL installation (its bin and lib) in ``private``.
+
+    Plus symlinks that leave the installation, which the cluster's own copy must resolve: one
+    absolute into ``private`` itself, one to the original ``lib``.
+    """
+    real = cluster.find_binaries()
+    assert real is not None
+    install = (real / "postgres").resolve().parent.parent
+    copy = private / install.name
+    copy.mkdir()
+    for name in ("bin", "lib"):
+        if (install / name).is_dir():
+            shutil.copytree(install / name, copy / name, symlinks=True)
+    (copy / "bin" / "pg_ctl-absolute").symlink_to(copy / "bin" / "pg_ctl")
+    some_module = next(p for p in sorted((install / "lib").rglob("*.so")) if not p.is_symlink())
+    (copy / "lib" / "module-absolute.so").symlink_to(some_module)
+    (copy / "bin" / "relative-link").symlink_to("pg_ctl")
+    return copy / "bin"
+
+
+@root_only
+def test_as_root_binaries_the_server_user_cannot_reach_are_copied(scratch: Path) -> None:
+    private = scratch / "private"
+    private.mkdir(mode=0o700)
+    bindir = private_installation(private)
+    before = sorted(str(p.relative_to(private)) for p in private.rglob("*"))
+    base = scratch / "pg"
+    with cluster.LocalCluster.start(base, bindir=bindir) as local:
+        copy = base / "pginstall"
+        assert local.install_dir == copy
+        assert local.source_bindir == bindir and local.bindir == copy / "bin"
+        pid = local.pid
+        assert pid is not None and uid_of(pid) != 0
+        assert os.readlink(f"/proc/{pid}/exe") == str(copy / "bin" / "postgres")
+        assert query(local.server, "SELECT 1") == 1
+        # Its modules come from the copy: the binaries find lib relative to themselves.
+        assert str(query(local.server, PKGLIBDIR)).startswith(str(copy / "lib"))
+        assert query(local.server, PLPGSQL) == 42
+        # Symlinks within the copy stay, those leading out of it become files.
+        assert (copy / "bin" / "relative-link").is_symlink()
+        assert os.readlink(copy / "bin" / "relative-link") == "pg_ctl"
+        for name in ("bin/pg_ctl-absolute", "lib/module-absolute.so"):
+            assert (copy / name).is_file() and not (copy / name).is_symlink(), name
+        assert copy.stat().st_uid == 0 and stat.S_IMODE(copy.stat().st_mode) == 0o755
+        assert os.access(copy / "bin" / "initdb", os.X_OK)
+    assert process_gone(pid)
+    assert processes_using(base) == [] and processes_using(private) == []
+    assert not base.exists()
+    assert sorted(str(p.relative_to(private)) for p in private.rglob("*")) == before
+    shutil.rmtree(private)
+
+
+@root_only
+def test_as_root_a_leftover_copy_of_the_binaries_is_not_reused(scratch: Path) -> None:
+    private = scratch / "private"
+    private.mkdir(mode=0o700)
+    bindir = private_installation(private)
+    (scratch / "pginstall").mkdir()
+    with pytest.raises(FatalError, match="already exists") as caught:
+        cluster.LocalCluster.start(scratch, bindir=bindir)
+    assert str(scratch / "pginstall") in str(caught.value)
+    assert sorted(p.name for p in scratch.iterdir()) == ["pginstall", "private"]
+    assert list((scratch / "pginstall").iterdir()) == []
+    (scratch / "pginstall").rmdir()
+    shutil.rmtree(private)
 
 
 def test_explicit_bindir_without_binaries_names_the_folder(scratch: Path) -> None:
