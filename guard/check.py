@@ -27,10 +27,11 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     name = database.new_name()
     proj = project.load(options, name)
     database.make_interruptible()
-    loader = planning.load_graph()
+    deleted = selection.deleted_keys(options.deleted)
+    loader = planning.load_graph(deleted)
     graph = loader.graph
     report = reporting.Report(
-        mode="full" if options.full else "paths",
+        mode="full" if options.full else (options.run_mode or "paths"),
         project_dir=str(proj.directory),
         settings=proj.settings_module,
         last=options.last,
@@ -40,6 +41,15 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         f"from {proj.settings_origin})"
     )
 
+    report.notes.extend(options.notes)
+    squashes = selection.replaced_by(loader)
+    for key, path in deleted.items():
+        if key in squashes:
+            report.notes.append(f"deleted {label(key)}: replaced by the squashed "
+                                f"{label(squashes[key])}, fine")
+        else:
+            report.notes.append(f"deleted {label(key)} ({path}): no remaining migration "
+                                "depends on it")
     chosen: dict[MigrationKey, Selected]
     if options.full:
         apps = selection.project_app_labels()
@@ -51,8 +61,16 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     elif options.paths:
         picked = selection.select_paths(loader, options.paths)
         chosen = picked.chosen
-        report.ignored = [(str(p), why) for p, why in picked.ignored]
+        folders = selection.migration_folders()
+        report.ignored = [
+            (str(p), why) for p, why in picked.ignored
+            # From git, only files that look like migrations are worth a warning.
+            if not options.run_mode or selection.in_migrations_folder(p, folders)
+        ]
         report.notes.extend(picked.notes)
+    elif options.run_mode:
+        chosen = {}
+        report.notes.append("no migration changed: checking that models and migrations agree")
     else:
         raise FatalError(
             "Nothing to check: give migration files (migration-guard check PATH ...) "
@@ -63,7 +81,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     for key in plan.order:
         filename = planning.migration_file(graph.nodes[key])
         if filename:
-            report.files[key] = filename
+            report.files[key] = _shown(filename, options)
     progress.selection(report)
 
     # Found before any database work: operations that cannot be reversed.
@@ -130,3 +148,10 @@ def _execute(
     finally:
         connections.close_all()
         database.drop_database(provided.server, name)
+
+
+def _shown(path: str, options: CheckOptions) -> str:
+    """A path in an exported commit, shown where it lives in the repository."""
+    if options.shown_root and options.shown_root[0] and path.startswith(options.shown_root[0]):
+        return options.shown_root[1] + path[len(options.shown_root[0]):]
+    return path

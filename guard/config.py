@@ -11,15 +11,14 @@ from typing import Any, Literal
 
 from guard.errors import FatalError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 Format = Literal["text", "json"]
+Mode = Literal["auto", "changed", "full"]
 DEFAULT_LAST = 5
 
-KNOWN_KEYS = {"settings", "db", "last", "allow_irreversible", "docker_image"}
+KNOWN_KEYS = {
+    "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
+    "semantic_diff",
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,19 @@ class CheckOptions:
     verbose: bool = False
     allow_irreversible: frozenset[str] = field(default_factory=frozenset)
     docker_image: str = "postgres:15"
+    # The git side: how to find what changed (used before the Django side starts).
+    mode: Mode = "auto"
+    base: str | None = None
+    configured_base: str | None = None
+    semantic_diff: bool = True
+    python: str | None = None
+    # Filled in by the git side for the Django side.
+    run_mode: str = ""
+    """``branch`` or ``push`` when git chose the paths; empty otherwise."""
+    notes: tuple[str, ...] = ()
+    deleted: tuple[Path, ...] = ()
+    shown_root: tuple[str, str] | None = None
+    """(exported tree, repository): where a pushed commit was exported, and what to show."""
 
 
 def find_project_dir(start: Path) -> Path:
@@ -60,6 +72,11 @@ def find_pyproject(project_dir: Path) -> Path | None:
 
 def read_config(project_dir: Path) -> dict[str, Any]:
     """The ``[tool.migration-guard]`` table of the project's pyproject.toml, checked."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+
     path = find_pyproject(project_dir)
     if path is None:
         return {}
@@ -80,12 +97,23 @@ def read_config(project_dir: Path) -> dict[str, Any]:
     _expect(table, path, "db", str)
     _expect(table, path, "last", int)
     _expect(table, path, "docker_image", str)
+    _expect(table, path, "base", str)
+    _expect(table, path, "python", str)
+    if "semantic_diff" in table and not isinstance(table["semantic_diff"], bool):
+        raise FatalError(f"{path}: [tool.migration-guard] semantic_diff must be true or false.")
     allowed = table.get("allow_irreversible", [])
     if not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed):
         raise FatalError(
             f'{path}: allow_irreversible must be a list of "app_label.migration_name" strings.'
         )
     return dict(table)
+
+
+def _config_python(value: str | None, pyproject: Path | None) -> str | None:
+    """``python`` from the config: a command name, or a path relative to pyproject.toml."""
+    if not value or pyproject is None or ("/" not in value and "\\" not in value):
+        return value
+    return str((pyproject.parent / Path(value).expanduser()).absolute())
 
 
 def _expect(table: Mapping[str, Any], path: Path, key: str, kind: type) -> None:
@@ -123,6 +151,9 @@ def build_options(
     output_format: Format,
     output: str | None,
     verbose: bool,
+    mode: Mode = "auto",
+    base: str | None = None,
+    semantic_diff: bool | None = None,
     cwd: Path | None = None,
 ) -> CheckOptions:
     """Merge flags (which win) over the pyproject table into :class:`CheckOptions`."""
@@ -155,4 +186,48 @@ def build_options(
         verbose=verbose,
         allow_irreversible=frozenset(config.get("allow_irreversible", [])),
         docker_image=config.get("docker_image", "postgres:15"),
+        mode="full" if full else mode,
+        base=base,
+        configured_base=config.get("base"),
+        semantic_diff=(
+            semantic_diff if semantic_diff is not None else config.get("semantic_diff", True)
+        ),
+        python=_config_python(config.get("python"), find_pyproject(root)),
     )
+
+
+def to_json(options: CheckOptions) -> str:
+    """The options as JSON, for the Django side in the project's own interpreter."""
+    import dataclasses
+    import json
+
+    data: dict[str, Any] = {}
+    for item in dataclasses.fields(options):
+        value = getattr(options, item.name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, (tuple, frozenset)):
+            value = sorted(value) if isinstance(value, frozenset) else list(value)
+            value = [str(v) if isinstance(v, Path) else v for v in value]
+        data[item.name] = value
+    return json.dumps(data)
+
+
+_PATH_FIELDS = {"project_dir", "output"}
+_PATHS_FIELDS = {"paths", "deleted"}
+
+
+def from_json(text: str) -> CheckOptions:
+    import json
+
+    data: dict[str, Any] = json.loads(text)
+    for key in _PATH_FIELDS:
+        if data.get(key) is not None:
+            data[key] = Path(data[key])
+    for key in _PATHS_FIELDS:
+        data[key] = tuple(Path(p) for p in data.get(key, ()))
+    data["notes"] = tuple(data.get("notes", ()))
+    data["allow_irreversible"] = frozenset(data.get("allow_irreversible", ()))
+    if data.get("shown_root") is not None:
+        data["shown_root"] = tuple(data["shown_root"])
+    return CheckOptions(**data)

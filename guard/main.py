@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -40,6 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
         "from an empty database and the last N of each project app.",
     )
     check.add_argument("paths", nargs="*", metavar="PATH", help="migration files to test")
+    _add_check_options(check)
+    pre_push = commands.add_parser(
+        "pre-push",
+        help="the git pre-push hook: test the migrations in the pushed commits",
+        description="Run by hooks/pre-push with git's arguments; reads the pushed refs on stdin.",
+    )
+    pre_push.add_argument("remote", nargs="?", default="origin", help="the remote pushed to")
+    pre_push.add_argument("url", nargs="?", help="its URL (unused)")
+    _add_check_options(pre_push)
+    return parser
+
+
+def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("--full", action="store_true",
                        help="every migration from scratch, system checks, then the last N of "
                        "each project app backward and forward again")
@@ -53,8 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text",
                        help="report format (default text)")
     check.add_argument("--output", metavar="FILE", help="write the report to FILE")
+    check.add_argument("--mode", choices=("auto", "changed", "full"), default="auto",
+                       help="with no PATH: test what changed in git, or the full run "
+                       "(default auto: full in CI or when no base is found)")
+    check.add_argument("--base", metavar="REF",
+                       help="the branch to compare with (default: the remote's default branch)")
+    check.add_argument("--no-semantic-diff", dest="semantic_diff", action="store_false",
+                       default=None,
+                       help="select modified migrations even when only comments, formatting, "
+                       "docstrings or annotations changed")
     check.add_argument("-v", "--verbose", action="store_true", help="say more")
-    return parser
 
 
 class Terminated(KeyboardInterrupt):
@@ -80,31 +101,14 @@ def _log_bug() -> Path | None:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return errors.USAGE_ERROR
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+def guarded(run: Callable[[], int]) -> int:
+    """Run a command under the one error handler: exit codes 2, 3, 130 and 143 come from here."""
     try:
-        if args.command == "check":
-            from guard.check import run_check
-            from guard.config import build_options
-
-            options = build_options(
-                project_dir=args.project_dir,
-                paths=args.paths,
-                full=args.full,
-                last=args.last,
-                settings=args.settings,
-                db=args.db,
-                output_format=args.format,
-                output=args.output,
-                verbose=args.verbose,
-            )
-            return run_check(options)
-        raise AssertionError(args.command)  # pragma: no cover - argparse restricts commands
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        return run()
     except errors.FatalError as exc:
         print(f"migration-guard: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -127,4 +131,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return errors.UNEXPECTED_ERROR
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return errors.USAGE_ERROR
+    if args.command == "check":
+        return guarded(lambda: _check(args))
+    if args.command == "pre-push":
+        return guarded(lambda: _pre_push(args))
+    raise AssertionError(args.command)  # pragma: no cover - argparse restricts commands
+
+
+def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int:
+    from guard.config import build_options
+
+    options = build_options(
+        project_dir=args.project_dir,
+        paths=getattr(args, "paths", ()),
+        full=args.full,
+        last=args.last,
+        settings=args.settings,
+        db=args.db,
+        output_format=args.format,
+        output=args.output,
+        verbose=args.verbose,
+        mode=args.mode,
+        base=args.base,
+        semantic_diff=args.semantic_diff,
+    )
+    from guard import interpreter
+
+    if options.paths or (options.full and push_lines is None):
+        return interpreter.run_django_side(options)
+    from guard import changes
+
+    decision = changes.decide(options, os.environ, push_lines=push_lines,
+                              remote=getattr(args, "remote", "origin"))
+    if not decision.runs:
+        print(f"migration-guard: {decision.message}", file=sys.stderr)
+        return errors.PASSED
+    worst = errors.PASSED
+    for run in decision.runs:
+        with changes.materialised(run) as run_options:
+            code = interpreter.run_django_side(run_options)
+        if code in (errors.INTERRUPTED, errors.TERMINATED):
+            return code
+        worst = max(worst, code)
+    return worst
+
+
+def _pre_push(args: argparse.Namespace) -> int:
+    """The plain git pre-push hook: git passes the remote and the pushed refs on stdin."""
+    lines = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    return _check(args, push_lines=lines)

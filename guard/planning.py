@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import ProjectError
@@ -33,8 +34,11 @@ class Plan:
     """Every other migration, in apply order: the state D starts from."""
 
 
-def load_graph() -> MigrationLoader:
-    """Django's loader with no database: the graph as a fresh database sees it."""
+def load_graph(deleted: Mapping[MigrationKey, Path] | None = None) -> MigrationLoader:
+    """Django's loader with no database: the graph as a fresh database sees it.
+
+    ``deleted`` names migrations whose files this change deletes, so that a migration still
+    depending on one is reported as that."""
     from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
     from django.db.migrations.loader import MigrationLoader
 
@@ -45,6 +49,14 @@ def load_graph() -> MigrationLoader:
         if origin is None:
             raise ProjectError(f"{exc.message}.") from exc
         filename = migration_file(origin) or label((origin.app_label, origin.name))
+        gone = (deleted or {}).get(exc.node)
+        if gone is not None:
+            raise ProjectError(
+                f"{label(exc.node)} ({gone}) is deleted by this change, but "
+                f"{origin.app_label}.{origin.name} ({filename}) still depends on it. Restore "
+                "it, or replace it with a squashed migration (`python manage.py "
+                "squashmigrations`) and keep the files until every database has applied it."
+            ) from exc
         raise ProjectError(
             f"{filename}: {origin.app_label}.{origin.name} depends on {label(exc.node)}, "
             "which does not exist. "

@@ -120,3 +120,40 @@ def select_last(
         for key in keys[-last:]:
             chosen[key] = Selected(key, "last-N")
     return chosen
+
+
+def migration_folders() -> dict[Path, str]:
+    """The real folder of each installed app's migrations package, with the app's label."""
+    import importlib.util
+
+    from django.apps import apps
+    from django.db.migrations.loader import MigrationLoader
+
+    folders: dict[Path, str] = {}
+    for config in apps.get_app_configs():
+        module, _explicit = MigrationLoader.migrations_module(config.label)
+        if module is None:
+            continue
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folders[Path(os.path.realpath(location))] = config.label
+    return folders
+
+
+def deleted_keys(paths: Iterable[Path]) -> dict[MigrationKey, Path]:
+    """The migrations that deleted files were, by the folder they were in."""
+    folders = migration_folders()
+    found: dict[MigrationKey, Path] = {}
+    for path in paths:
+        app = folders.get(Path(os.path.realpath(path.parent)))
+        if app is not None and not path.name.startswith("_"):
+            found[(app, path.stem)] = path
+    return found
+
+
+def in_migrations_folder(path: Path, folders: Iterable[Path]) -> bool:
+    real = Path(os.path.realpath(path.parent))
+    return real in set(folders) or "migrations" in path.parts[:-1]
