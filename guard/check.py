@@ -32,12 +32,12 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     graph = loader.graph
     report = reporting.Report(
         mode="full" if options.full else (options.run_mode or "paths"),
-        project_dir=str(proj.directory),
+        project_dir=_shown(str(proj.directory), options),
         settings=proj.settings_module,
         last=options.last,
     )
     progress.line(
-        f"migration-guard: {proj.directory} (settings {proj.settings_module}, "
+        f"migration-guard: {report.project_dir} (settings {proj.settings_module}, "
         f"from {proj.settings_origin})"
     )
 

@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     pre_push.add_argument("remote", nargs="?", default="origin", help="the remote pushed to")
     pre_push.add_argument("url", nargs="?", help="its URL (unused)")
     _add_check_options(pre_push)
+    install = commands.add_parser(
+        "install",
+        help="install the plain git pre-push hook (for teams without pre-commit)",
+        description="Put hooks/pre-push in this repository's hooks folder (core.hooksPath and "
+        "worktrees respected); an existing pre-push hook is kept and runs first.",
+    )
+    install.add_argument("--repo", type=Path, default=Path("."), metavar="DIR",
+                         help="a folder inside the repository (default: the current one)")
     return parser
 
 
@@ -145,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return guarded(lambda: _check(args))
     if args.command == "pre-push":
         return guarded(lambda: _pre_push(args))
+    if args.command == "install":
+        from guard.install import install
+
+        return guarded(lambda: install(args.repo))
     raise AssertionError(args.command)  # pragma: no cover - argparse restricts commands
 
 
@@ -179,7 +191,9 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
     worst = errors.PASSED
     for run in decision.runs:
         with changes.materialised(run) as run_options:
-            code = interpreter.run_django_side(run_options)
+            code = interpreter.run_django_side(
+                run_options, fresh_process=len(decision.runs) > 1
+            )
         if code in (errors.INTERRUPTED, errors.TERMINATED):
             return code
         worst = max(worst, code)

@@ -1,0 +1,180 @@
+"""``migration-guard check`` with no PATH: git decides what to test (branch and full modes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.gitproject import commit_all, git, make_repo, migration, setenv, state
+from tests.guardrun import run_guard, write
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    setenv(monkeypatch, tmp_path)
+    return make_repo(tmp_path)
+
+
+def check(work: Path, pg_url: str, *extra: str, cwd: Path | None = None):  # type: ignore[no-untyped-def]
+    return run_guard("check", "--db", pg_url, "--format", "json", *extra, cwd=cwd or work)
+
+
+def test_branch_mode_takes_committed_staged_unstaged_and_untracked_changes(
+    repo: tuple[Path, Path], pg_url: str
+) -> None:
+    work, _ = repo
+    git(work, "checkout", "-q", "-b", "feature")
+    write(work / "orders/migrations/0003_committed.py",
+          migration(("orders", "0002_order_status"), "SELECT 1", "SELECT 1"))
+    commit_all(work, "committed migration")
+    write(work / "catalog/migrations/0004_staged.py",
+          migration(("catalog", "0003_category"), "SELECT 2", "SELECT 2"))
+    git(work, "add", "catalog/migrations/0004_staged.py")
+    billing = work / "billing/migrations/0001_initial.py"
+    billing.write_text(billing.read_text().replace(
+        "    operations = [",
+        "    operations = [\n        migrations.RunSQL('SELECT 3', 'SELECT 3'),"))
+    write(work / "orders/migrations/0004_untracked.py",
+          migration(("orders", "0003_committed"), "SELECT 4", "SELECT 4"))
+    # Only a comment and formatting: unchanged in meaning, not selected.
+    initial = work / "catalog/migrations/0001_initial.py"
+    initial.write_text("# Copyright the shop\n" + initial.read_text().replace("[]", "[\n    ]"))
+    before = state(work)
+
+    run = check(work, pg_url)
+    assert run.returncode == 0, run.stderr
+    assert run.report["mode"] == "branch"
+    assert run.selection() == [
+        ("billing.0001_initial", "changed"),
+        ("catalog.0004_staged", "changed"),
+        ("orders.0003_committed", "changed"),
+        ("orders.0004_untracked", "changed"),
+    ]
+    notes = "\n".join(run.report["notes"])
+    base = git(work, "merge-base", "HEAD", "origin/main")
+    assert f"against origin/main (origin/HEAD), merge-base {base[:10]}" in notes
+    assert "unchanged in meaning" in notes and "catalog/migrations/0001_initial.py" in notes
+    assert state(work) == before
+
+
+def test_no_python_change_costs_nothing(repo: tuple[Path, Path], pg_url: str) -> None:
+    work, _ = repo
+    git(work, "checkout", "-q", "-b", "docs")
+    write(work / "README.txt", "notes\n")
+    run = run_guard("check", "--db", pg_url, cwd=work)
+    assert run.returncode == 0, run.stderr
+    assert "no Python file changed, nothing to check" in run.stderr
+    assert "settings" not in run.stderr  # Django was not even started
+
+
+def test_python_change_without_migration_checks_models_only(
+    repo: tuple[Path, Path], pg_url: str
+) -> None:
+    work, _ = repo
+    git(work, "checkout", "-q", "-b", "models")
+    models = work / "orders/models.py"
+    models.write_text(models.read_text() + "    note = models.TextField(blank=True)\n")
+    run = check(work, pg_url)
+    assert run.returncode == 1, run.stderr
+    assert run.selection() == []
+    assert run.report["database"]["provider"] == "none"
+    failed = [c["name"] for c in run.report["checks"] if not c["ok"]]
+    assert failed == ["models match migrations"]
+
+
+def test_ci_runs_the_full_mode(repo: tuple[Path, Path], pg_url: str,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    work, _ = repo
+    run = run_guard("check", "--db", pg_url, "--format", "json", "--last", "1", cwd=work,
+                    env={"CI": "true"})
+    assert run.returncode == 0, run.stderr
+    assert run.report["mode"] == "full"
+    assert "full mode: running in CI (CI=true" in "\n".join(run.report["notes"])
+    assert run.selection() == [
+        ("billing.0001_initial", "last-N"),
+        ("catalog.0003_category", "last-N"),
+        ("orders.0002_order_status", "last-N"),
+    ]
+
+
+def test_shallow_clone_falls_back_to_full(repo: tuple[Path, Path], tmp_path: Path,
+                                          pg_url: str) -> None:
+    work, origin = repo
+    git(work, "checkout", "-q", "-b", "feature")
+    write(work / "orders/migrations/0003_x.py",
+          migration(("orders", "0002_order_status"), "SELECT 1", "SELECT 1"))
+    commit_all(work, "x")
+    git(work, "push", "-q", "origin", "feature")
+    shallow = tmp_path / "shallow"
+    for args in (["--no-single-branch"], []):
+        shallow = tmp_path / f"shallow{len(args)}"
+        git(tmp_path, "clone", "-q", "--depth", "1", *args, "--branch", "feature",
+            f"file://{origin}", str(shallow))
+        run = run_guard("check", "--db", pg_url, "--format", "json", "--last", "1",
+                        cwd=shallow)
+        assert run.returncode == 0, run.stderr
+        assert run.report["mode"] == "full"
+        assert "full mode: shallow clone" in "\n".join(run.report["notes"])
+
+
+def test_no_remote_uses_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             pg_url: str) -> None:
+    setenv(monkeypatch, tmp_path)
+    work, _ = make_repo(tmp_path)
+    git(work, "remote", "remove", "origin")
+    git(work, "checkout", "-q", "-b", "feature")
+    write(work / "orders/migrations/0003_x.py",
+          migration(("orders", "0002_order_status"), "SELECT 1", "SELECT 1"))
+    run = check(work, pg_url)
+    assert run.returncode == 0, run.stderr
+    assert run.report["mode"] == "branch"
+    assert run.selection() == [("orders.0003_x", "changed")]
+    assert "against main" in "\n".join(run.report["notes"])
+
+
+def test_detached_head_compares_with_the_base(repo: tuple[Path, Path], pg_url: str) -> None:
+    work, _ = repo
+    git(work, "checkout", "-q", "-b", "feature")
+    write(work / "orders/migrations/0003_x.py",
+          migration(("orders", "0002_order_status"), "SELECT 1", "SELECT 1"))
+    commit_all(work, "x")
+    git(work, "checkout", "-q", "--detach", "HEAD")
+    run = check(work, pg_url)
+    assert run.returncode == 0, run.stderr
+    assert run.report["mode"] == "branch"
+    assert run.selection() == [("orders.0003_x", "changed")]
+
+
+def test_single_commit_repository_without_changes_has_nothing_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> None:
+    setenv(monkeypatch, tmp_path)
+    work, _ = make_repo(tmp_path)
+    git(work, "remote", "remove", "origin")
+    run = run_guard("check", "--db", pg_url, cwd=work)
+    assert run.returncode == 0, run.stderr
+    assert "nothing to check" in run.stderr
+
+
+def test_not_a_git_repository_falls_back_to_full(shop: Path, pg_url: str,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    setenv(monkeypatch, tmp_path)
+    run = run_guard("check", "--db", pg_url, "--format", "json", "--last", "1", cwd=shop)
+    assert run.returncode == 0, run.stderr
+    assert run.report["mode"] == "full"
+    assert "is not in a git repository" in "\n".join(run.report["notes"])
+    changed = run_guard("check", "--db", pg_url, "--mode", "changed", cwd=shop)
+    assert changed.returncode == 2
+    assert "not inside a git repository" in changed.stderr
+
+
+def test_unknown_base_is_a_usage_error(repo: tuple[Path, Path], pg_url: str) -> None:
+    work, _ = repo
+    run = run_guard("check", "--db", pg_url, "--base", "origin/nope", cwd=work)
+    assert run.returncode == 2
+    assert "origin/nope" in run.stderr
+    assert "Traceback" not in run.stderr
