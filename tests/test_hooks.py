@@ -175,9 +175,16 @@ def project_venv(work: Path) -> None:
     settings.write_text(settings.read_text() + "\nimport shop_extras  # only in .venv\n")
 
 
+def no_venv_on_path() -> str:
+    """PATH as in a shell where no virtualenv is activated (the project's is found as .venv)."""
+    ours = str(Path(sys.executable).parent)
+    return os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != ours)
+
+
 def pre_commit(work: Path, *args: str, home: Path,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "PRE_COMMIT_HOME": str(home), **(env or {})}
+    environ = {**os.environ, "PRE_COMMIT_HOME": str(home), "PATH": no_venv_on_path(),
+               **(env or {})}
     return subprocess.run([sys.executable, "-m", "pre_commit", *args], cwd=work,
                           capture_output=True, text=True, env=environ, timeout=900)
 
@@ -201,13 +208,14 @@ def test_pre_commit_pre_push_refuses_then_allows(
     git(work, "checkout", "-q", "-b", "feature")
     write(work / "orders/migrations/0003_note.py", BROKEN)
     commit_all(work, "note")
-    environ = {**os.environ, "PRE_COMMIT_HOME": str(pre_commit_home)}
+    environ = {**os.environ, "PRE_COMMIT_HOME": str(pre_commit_home),
+               "PATH": no_venv_on_path()}
     refused = subprocess.run(["git", "push", "origin", "feature"], cwd=work, env=environ,
                              capture_output=True, text=True, timeout=900)
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0, output
-    assert "FAILED orders.0003_note: backward" in output
-    assert "(the activated virtualenv" not in output and f"{work}/.venv" in output
+    assert "FAILED orders.0003_note: backward" in output, output
+    assert f"running Django in {work}/.venv/bin/python (.venv in {work})" in output
     write(work / "orders/migrations/0003_note.py", FIXED)
     commit_all(work, "fix")
     allowed = subprocess.run(["git", "push", "origin", "feature"], cwd=work, env=environ,
