@@ -178,3 +178,101 @@ def test_unknown_base_is_a_usage_error(repo: tuple[Path, Path], pg_url: str) -> 
     assert run.returncode == 2
     assert "origin/nope" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+FULL_LAST_1 = [
+    ("billing.0001_initial", "last-N"),
+    ("catalog.0003_category", "last-N"),
+    ("orders.0002_order_status", "last-N"),
+]
+
+
+def test_full_fallbacks_select_the_last_n(repo: tuple[Path, Path], pg_url: str,
+                                          shop: Path) -> None:
+    # Outside git, and in CI: the same full selection.
+    for cwd, env in ((shop, {}), (repo[0], {"GITHUB_ACTIONS": "true"})):
+        run = run_guard("check", "--db", pg_url, "--format", "json", "--last", "1", cwd=cwd,
+                        env=env)
+        assert run.returncode == 0, run.stderr
+        assert run.selection() == FULL_LAST_1
+
+
+def test_deleting_a_migration_others_depend_on_fails_naming_both(
+    repo: tuple[Path, Path], pg_url: str
+) -> None:
+    work, _ = repo
+    git(work, "checkout", "-q", "-b", "feature")
+    git(work, "rm", "-q", "orders/migrations/0002_order_status.py")
+    write(work / "orders/migrations/0003_after.py",
+          migration(("orders", "0002_order_status"), "SELECT 1", "SELECT 1"))
+    run = run_guard("check", "--db", pg_url, cwd=work)
+    assert run.returncode == 1, run.stderr
+    assert (
+        f"orders.0002_order_status ({work}/orders/migrations/0002_order_status.py) is deleted "
+        "by this change, but orders.0003_after"
+    ) in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+SQUASH = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    replaces = [("catalog", "0001_initial"), ("catalog", "0002_product_sku")]
+    initial = True
+    dependencies = []
+
+    operations = [
+        migrations.CreateModel(
+            name="Product",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True,
+                                           serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("price", models.DecimalField(decimal_places=2, max_digits=10)),
+                ("sku", models.CharField(max_length=32, unique=True)),
+            ],
+        ),
+    ]
+'''
+
+
+def test_deleting_migrations_a_squash_replaces_is_fine(
+    repo: tuple[Path, Path], pg_url: str
+) -> None:
+    work, _ = repo
+    git(work, "checkout", "-q", "-b", "squash")
+    write(work / "catalog/migrations/0001_squashed_0002_product_sku.py", SQUASH)
+    commit_all(work, "squash")
+    git(work, "rm", "-q", "catalog/migrations/0001_initial.py")
+    run = check(work, pg_url)
+    assert run.returncode == 0, run.stderr
+    assert run.selection() == [
+        ("catalog.0001_squashed_0002_product_sku", "changed"),
+        ("orders.0001_initial", "dependent"),
+        ("billing.0001_initial", "dependent"),
+        ("catalog.0003_category", "dependent"),
+        ("orders.0002_order_status", "dependent"),
+    ]
+    assert ("deleted catalog.0001_initial: replaced by the squashed "
+            "catalog.0001_squashed_0002_product_sku, fine") in run.report["notes"]
+
+
+def test_files_in_migrations_folders_that_are_not_migrations_are_listed_and_skipped(
+    repo: tuple[Path, Path], pg_url: str
+) -> None:
+    work, _ = repo
+    git(work, "checkout", "-q", "-b", "helpers")
+    helper = write(work / "orders/migrations/_helpers.py", "def noop(*args):\n    pass\n")
+    stray = write(work / "legacy/migrations/0001_initial.py",
+                  "from django.db import migrations\n\n\n"
+                  "class Migration(migrations.Migration):\n    pass\n")
+    write(work / "orders/utils.py", "X = 1\n")
+    run = check(work, pg_url)
+    assert run.returncode == 0, run.stderr
+    assert run.selection() == []
+    assert run.report["ignored"] == [
+        {"path": str(stray), "reason": "not a migration of an installed app"},
+        {"path": str(helper), "reason": "not a migration of an installed app"},
+    ]
