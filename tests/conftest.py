@@ -134,3 +134,17 @@ def shop(tmp_path: Path) -> Path:
     target = tmp_path / "shop"
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A TMPDIR that the unprivileged user of a local cluster can enter (pytest's are 0700)."""
+    import subprocess
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="mg-test-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["rm", "-rf", str(folder)], check=False)

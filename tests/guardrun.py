@@ -51,3 +51,28 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+# catalog.0001 and 0002 squashed into one: a scenario several tests add.
+SQUASH = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    replaces = [("catalog", "0001_initial"), ("catalog", "0002_product_sku")]
+    initial = True
+    dependencies = []
+
+    operations = [
+        migrations.CreateModel(
+            name="Product",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True,
+                                           serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("price", models.DecimalField(decimal_places=2, max_digits=10)),
+                ("sku", models.CharField(max_length=32, unique=True)),
+            ],
+        ),
+    ]
+'''

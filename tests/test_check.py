@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.guardrun import Run, run_guard, write
+from tests.guardrun import SQUASH, Run, run_guard, write
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 
@@ -148,28 +148,6 @@ def test_non_atomic_migration(shop: Path, pg_url: str) -> None:
     assert [s["ok"] for s in run.report["results"][0]["steps"]] == [True, True, True]
 
 
-SQUASH = '''
-from django.db import migrations, models
-
-
-class Migration(migrations.Migration):
-    replaces = [("catalog", "0001_initial"), ("catalog", "0002_product_sku")]
-    initial = True
-    dependencies = []
-
-    operations = [
-        migrations.CreateModel(
-            name="Product",
-            fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True,
-                                           serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=200)),
-                ("price", models.DecimalField(decimal_places=2, max_digits=10)),
-                ("sku", models.CharField(max_length=32, unique=True)),
-            ],
-        ),
-    ]
-'''
 
 
 def test_a_replaced_migration_maps_to_its_squash(shop: Path, pg_url: str) -> None:

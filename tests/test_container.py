@@ -19,19 +19,9 @@ import pytest
 
 from guard import container, database
 from guard.errors import FatalError
+from tests.processes import process_gone
 
 STAND_IN = Path(__file__).parent / "bin"
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
-    except OSError:
-        return False
 
 
 def calls(state: Path) -> list[list[str]]:

@@ -18,15 +18,8 @@ import pytest
 
 from guard import cluster
 from guard.database import Server
-from tests.test_cluster import (
-    PKGLIBDIR,
-    PLPGSQL,
-    process_gone,
-    processes_using,
-    query,
-    root_only,
-    uid_of,
-)
+from tests.processes import process_gone, processes_using
+from tests.test_cluster import PKGLIBDIR, PLPGSQL, query, root_only, uid_of
 
 pgserver = pytest.importorskip("pgserver")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.gitproject import commit_all, git, make_repo, migration, setenv, state
-from tests.guardrun import run_guard, write
+from tests.guardrun import SQUASH, run_guard, write
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 
@@ -214,28 +214,6 @@ def test_deleting_a_migration_others_depend_on_fails_naming_both(
     assert "Traceback" not in run.stderr
 
 
-SQUASH = '''
-from django.db import migrations, models
-
-
-class Migration(migrations.Migration):
-    replaces = [("catalog", "0001_initial"), ("catalog", "0002_product_sku")]
-    initial = True
-    dependencies = []
-
-    operations = [
-        migrations.CreateModel(
-            name="Product",
-            fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True,
-                                           serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=200)),
-                ("price", models.DecimalField(decimal_places=2, max_digits=10)),
-                ("sku", models.CharField(max_length=32, unique=True)),
-            ],
-        ),
-    ]
-'''
 
 
 def test_deleting_migrations_a_squash_replaces_is_fine(

@@ -6,15 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.guardrun import write
-from tests.test_providers import postgres_processes
+from tests.processes import processes_using
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 
@@ -29,16 +27,6 @@ class Migration(migrations.Migration):
         migrations.RunSQL("SELECT pg_sleep(60)", reverse_sql="SELECT 1"),
     ]
 '''
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="mg-test-"))
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
 def interrupt_during_forward(shop: Path, db: str, sig: int, scratch: Path) -> tuple[int, str]:
@@ -75,5 +63,5 @@ def test_sigterm_mid_migration_stops_the_local_cluster(shop: Path, scratch: Path
     code, stderr = interrupt_during_forward(shop, "local", signal.SIGTERM, scratch)
     assert code == 143, stderr
     assert "terminated; what it created was dropped and stopped" in stderr
-    assert postgres_processes(str(scratch)) == []
+    assert processes_using(scratch) == []
     assert list(scratch.iterdir()) == []

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from guard import database
 from guard.database import Server
 from tests.conftest import REPO
 from tests.guardrun import run_guard
+from tests.processes import processes_using
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 
@@ -99,30 +98,6 @@ def test_settings_server_leaves_the_projects_own_database_alone(
     assert rows(pg_server, owned_database) == before == [("precious",), (1,), (2,)]
 
 
-def postgres_processes(marker: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if marker in cmdline:
-                found.append(cmdline)
-    return found
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """A TMPDIR that the unprivileged user of a local cluster can enter."""
-    folder = Path(tempfile.mkdtemp(prefix="mg-test-"))
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["rm", "-rf", str(folder)], check=False)
-
-
 def test_local_cluster_is_started_and_removed(shop: Path, scratch: Path) -> None:
     run = run_guard("check", shop / MIGRATION, "--project-dir", shop, "--db", "local",
                     "--format", "json", env={"TMPDIR": str(scratch)})
@@ -130,7 +105,7 @@ def test_local_cluster_is_started_and_removed(shop: Path, scratch: Path) -> None
     assert run.report["database"]["provider"] == "local"
     assert "throwaway cluster from" in run.report["database"]["reason"]
     assert list(scratch.iterdir()) == []
-    assert postgres_processes(str(scratch)) == []
+    assert processes_using(scratch) == []
 
 
 def test_auto_falls_back_to_local_when_the_settings_server_does_not_answer(
