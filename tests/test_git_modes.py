@@ -59,6 +59,11 @@ def test_branch_mode_takes_committed_staged_unstaged_and_untracked_changes(
     assert "unchanged in meaning" in notes and "catalog/migrations/0001_initial.py" in notes
     assert state(work) == before
 
+    every_edit = check(work, pg_url, "--no-semantic-diff")
+    assert every_edit.returncode == 0, every_edit.stderr
+    assert ("catalog.0001_initial", "changed") in every_edit.selection()
+    assert len(every_edit.selection()) == 9  # catalog.0001 pulls in all the project's others
+
 
 def test_no_python_change_costs_nothing(repo: tuple[Path, Path], pg_url: str) -> None:
     work, _ = repo
