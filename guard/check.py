@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from guard import checks, database, planning, project, reporting, selection
+from guard import cache, checks, database, planning, project, reporting, selection
 from guard.config import CheckOptions
 from guard.errors import CHECK_FAILED, PASSED, FatalError
 from guard.execution import Execution
@@ -17,6 +17,7 @@ from guard.types import MigrationKey, Selected, label
 
 if TYPE_CHECKING:
     from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.state import ProjectState
 
 
 def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
@@ -110,7 +111,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
                 "reason": provided.reason,
             }
             progress.line(f"database: {provided.provider}: {provided.reason}")
-            _execute(provided, name, loader, plan, cannot_reverse, report, progress)
+            _execute(provided, name, loader, plan, cannot_reverse, report, progress, options)
     else:
         report.database = {"provider": "none", "reason": "no migration selected"}
 
@@ -127,27 +128,62 @@ def _execute(
     cannot_reverse: set[MigrationKey],
     report: reporting.Report,
     progress: reporting.Progress,
+    options: CheckOptions,
 ) -> None:
     from django.db import connections
 
-    database.create_database(provided.server, name)
+    server = provided.server
+    keep_options = provided.keep_options
+    execution = Execution(
+        loader,
+        connections["default"],
+        base=plan.base,
+        order=plan.order,
+        cannot_reverse=cannot_reverse,
+        on_step=progress.step,
+    )
+    state = None
+    template = None
+    if plan.base and options.cache_size > 0:
+        started = time.perf_counter()
+        digest = cache.key(loader, plan.base, project_dir=options.project_dir,
+                           server_version=cache.server_version(server),
+                           settings=cache.relevant_settings())
+        built: list[ProjectState] = []
+
+        def build(building: str) -> bool:
+            project.point_databases(server, building, keep_options=keep_options)
+            try:
+                result = execution.build_base()
+            finally:
+                connections.close_all()
+            if result is not None:
+                built.append(result)
+            return result is not None
+
+        found = cache.ensure(server, digest, build, keep=options.cache_size)
+        if found is None:
+            progress.line(f"base: FAILED: {execution.outcome.base_error}")
+            report.outcome = execution.outcome
+            return
+        template, hit = found
+        state = execution.base_state() if hit else built[0]
+        execution.outcome.base_count = len(plan.base)
+        execution.outcome.base_cached = hit
+        execution.outcome.base_seconds = time.perf_counter() - started
+    database.create_database(server, name, template=template)
     try:
-        project.point_databases(provided.server, name, keep_options=provided.keep_options)
-        execution = Execution(
-            loader,
-            connections["default"],
-            base=plan.base,
-            order=plan.order,
-            cannot_reverse=cannot_reverse,
-            on_step=progress.step,
-            on_base=progress.base,
-        )
-        report.outcome = execution.run()
+        project.point_databases(server, name, keep_options=keep_options)
+        if template is not None:
+            progress.base(execution.outcome.base_count, execution.outcome.base_seconds,
+                          cached=execution.outcome.base_cached)
+        execution.on_base = progress.base
+        report.outcome = execution.run(state)
         if report.outcome.base_error:
             progress.line(f"base: FAILED: {report.outcome.base_error}")
     finally:
         connections.close_all()
-        database.drop_database(provided.server, name)
+        database.drop_database(server, name)
 
 
 def _shown(path: str, options: CheckOptions) -> str:

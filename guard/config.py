@@ -17,7 +17,7 @@ DEFAULT_LAST = 5
 
 KNOWN_KEYS = {
     "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
-    "semantic_diff",
+    "semantic_diff", "cache_size",
 }
 
 
@@ -38,6 +38,8 @@ class CheckOptions:
     verbose: bool = False
     allow_irreversible: frozenset[str] = field(default_factory=frozenset)
     docker_image: str = "postgres:15"
+    cache_size: int = 5
+    """How many cached base states (template databases) to keep per server; 0 turns it off."""
     # The git side: how to find what changed (used before the Django side starts).
     mode: Mode = "auto"
     base: str | None = None
@@ -97,6 +99,7 @@ def read_config(project_dir: Path) -> dict[str, Any]:
     _expect(table, path, "db", str)
     _expect(table, path, "last", int)
     _expect(table, path, "docker_image", str)
+    _expect(table, path, "cache_size", int)
     _expect(table, path, "base", str)
     _expect(table, path, "python", str)
     if "semantic_diff" in table and not isinstance(table["semantic_diff"], bool):
@@ -186,6 +189,7 @@ def build_options(
         verbose=verbose,
         allow_irreversible=frozenset(config.get("allow_irreversible", [])),
         docker_image=config.get("docker_image", "postgres:15"),
+        cache_size=max(0, int(config.get("cache_size", 5))),
         mode="full" if full else mode,
         base=base,
         configured_base=config.get("base"),

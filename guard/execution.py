@@ -39,6 +39,8 @@ class Outcome:
     """Set when a migration outside the selection failed to apply: nothing else could run."""
     base_seconds: float = 0.0
     base_count: int = 0
+    base_cached: bool = False
+    """The base came from a cached template database instead of being applied now."""
     steps: dict[MigrationKey, list[StepResult]] = field(default_factory=dict)
 
 
@@ -56,8 +58,6 @@ class Execution:
         on_step: OnStep,
         on_base: OnBase | None = None,
     ) -> None:
-        from django.db.migrations.executor import MigrationExecutor
-
         self.loader = loader
         self.graph = loader.graph
         self.connection = connection
@@ -66,7 +66,7 @@ class Execution:
         self.cannot_reverse = cannot_reverse
         self.on_step = on_step
         self.on_base = on_base
-        self.executor: MigrationExecutor = MigrationExecutor(connection)
+        self.executor = _executor(connection, loader)
         self.outcome = Outcome()
 
     # -- the one place migrations are applied and unapplied ------------------------------------
@@ -86,8 +86,11 @@ class Execution:
 
     # -- the run ---------------------------------------------------------------------------------
 
-    def run(self) -> Outcome:
-        state = self._build_base()
+    def run(self, state: ProjectState | None = None) -> Outcome:
+        """Build the base (unless ``state``, the state of a base already in the database, is
+        given), then forward, backward and forward again."""
+        if state is None:
+            state = self.build_base()
         if state is None:
             return self.outcome
         # The state before each member of D, derived without rendering any models.
@@ -105,7 +108,23 @@ class Execution:
         self._forward_again(before, snapshots, applied, unapplied)
         return self.outcome
 
-    def _build_base(self) -> ProjectState | None:
+    def base_state(self) -> ProjectState:
+        """The project state after the base, derived without a database (for a cloned base)."""
+        from django.db.migrations.state import ProjectState
+
+        members = set(self.base)
+        leaves = [
+            key for key in self.base
+            if not any(child.key in members for child in self.graph.node_map[key].children)
+        ]
+        if not leaves:
+            return ProjectState(real_apps=self.loader.unmigrated_apps)
+        state: ProjectState = self.graph.make_state(
+            nodes=leaves, at_end=True, real_apps=self.loader.unmigrated_apps
+        )
+        return state
+
+    def build_base(self) -> ProjectState | None:
         """Apply every migration outside D; the state after them, or None if one failed."""
         from django.db.migrations.state import ProjectState
 
@@ -306,3 +325,21 @@ def _backward_hint(key: MigrationKey, exc: BaseException, graph: Any) -> str:
         f"Its reverse fails. Reproduce with `python manage.py migrate {key[0]} {target}` on a "
         "copy of the database, then fix reverse_code / reverse_sql or the order of operations."
     )
+
+
+def _executor(connection: BaseDatabaseWrapper, loader: MigrationLoader) -> MigrationExecutor:
+    """Django's executor on ``connection``, sharing our loader.
+
+    ``MigrationExecutor.__init__`` builds a second ``MigrationLoader`` (the whole graph again,
+    tens of milliseconds on a large project) that we would only throw away; apply_migration and
+    unapply_migration use just the connection and the recorder.
+    """
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.recorder import MigrationRecorder
+
+    executor = MigrationExecutor.__new__(MigrationExecutor)
+    executor.connection = connection
+    executor.loader = loader
+    executor.recorder = MigrationRecorder(connection)
+    executor.progress_callback = None
+    return executor

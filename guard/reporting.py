@@ -81,9 +81,10 @@ class Progress:
         for item in report.selected:
             self.line(f"  {label(item.migration):<{width}}  {describe_reason(item, report.last)}")
 
-    def base(self, count: int, seconds: float) -> None:
-        self.line(f"  {'base':<13} {f'{count} migration(s) outside the selection':<40} "
-                  f"{'ok':<7} {seconds:6.2f}s")
+    def base(self, count: int, seconds: float, *, cached: bool = False) -> None:
+        what = f"{count} migration(s) outside the selection"
+        status = "cached" if cached else "ok"
+        self.line(f"  {'base':<13} {what:<40} {status:<7} {seconds:6.2f}s")
 
     def step(self, key: MigrationKey, result: StepResult) -> None:
         status = {True: "ok", False: "FAILED", None: "skipped"}[result.ok]
@@ -186,6 +187,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "base": {
             "migrations": report.outcome.base_count,
             "seconds": round(report.outcome.base_seconds, 4),
+            "cached": report.outcome.base_cached,
             **({"error": report.outcome.base_error} if report.outcome.base_error else {}),
         },
         "irreversible": [

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from guard import database
+from guard import cache, database
+from guard.cache import CACHE_PREFIX
 from guard.database import Server
 
 
@@ -107,7 +108,11 @@ def db_guard(pg_server: Server) -> Iterator[None]:
         name for name, counters in after.items() if before.get(name, counters) != counters
     )
     assert not touched, f"databases touched that the test did not create: {touched}"
-    left = {name for name in _our_databases(pg_server) - before_ours if not _owner_alive(name)}
+    left = {
+        name for name in _our_databases(pg_server) - before_ours
+        # Cached base states are meant to outlive a run; the session drops them at its end.
+        if not name.startswith(CACHE_PREFIX) and not _owner_alive(name)
+    }
     assert not left, f"databases left behind: {sorted(left)}"
 
 
@@ -148,3 +153,13 @@ def scratch() -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_caches_made_by_the_session(pg_server: Server) -> Iterator[None]:
+    """The cached base states the tests built on the shared server go when the session ends."""
+    before = {name for name, _ in cache.cached(pg_server)}
+    yield
+    for name, _ in cache.cached(pg_server):
+        if name not in before:
+            database.drop_database(pg_server, name)

@@ -1,0 +1,225 @@
+"""Cached base states: every migration outside the selection, applied once, kept as a template.
+
+A run's base (the migrations outside its selection, applied from an empty database) depends only
+on those migrations' code, the code they import from the project, the Django version, the
+PostgreSQL server version and the settings that shape the SQL. That is the cache key. The first
+run with a key builds the base in a database of its own and renames it to
+``migration_guard_cache_<key>`` once it is complete, under an advisory lock, so that a
+concurrent run waits instead of building it twice and never clones a half-built one. Later runs
+clone it with ``CREATE DATABASE ... TEMPLATE`` instead of replaying history. The least recently
+used caches beyond the configured number are dropped.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from guard import database
+from guard.database import Server, quote_ident
+from guard.types import MigrationKey, label
+
+if TYPE_CHECKING:
+    from django.db.migrations.loader import MigrationLoader
+
+CACHE_PREFIX = f"{database.PREFIX}cache_"
+DEFAULT_SIZE = 5
+FORMAT = 1
+"""Bumped when what a cached database holds changes, so old caches are never reused."""
+
+
+def _imported_project_files(path: Path, project_dir: Path) -> list[Path]:
+    """The project's own modules a migration imports (one level: what is practical)."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
+    found = []
+    for name in names:
+        module = sys.modules.get(name)
+        filename = getattr(module, "__file__", None)
+        if filename and Path(filename).resolve().is_relative_to(project_dir):
+            found.append(Path(filename).resolve())
+    return sorted(set(found))
+
+
+def key(
+    loader: MigrationLoader,
+    base: Sequence[MigrationKey],
+    *,
+    project_dir: Path,
+    server_version: str,
+    settings: dict[str, Any],
+) -> str:
+    """The digest of everything the base state depends on."""
+    import django
+
+    from guard.planning import migration_file
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(
+        {"format": FORMAT, "django": django.get_version(), "server": server_version,
+         "settings": settings},
+        sort_keys=True, default=str,
+    ).encode())
+    seen: set[Path] = set()
+    for node in base:
+        digest.update(label(node).encode() + b"\0")
+        filename = migration_file(loader.graph.nodes[node])
+        if not filename:
+            continue
+        path = Path(filename)
+        for part in (path, *_imported_project_files(path, project_dir)):
+            if part in seen:
+                continue
+            seen.add(part)
+            try:
+                digest.update(part.read_bytes())
+            except OSError:
+                digest.update(b"missing:" + str(part).encode())
+    return digest.hexdigest()[:24]
+
+
+def relevant_settings() -> dict[str, Any]:
+    """The settings that change the SQL migrations produce or how the base is built."""
+    from django.conf import settings
+
+    default = settings.DATABASES["default"]
+    return {
+        "engine": default.get("ENGINE"),
+        "options": (default.get("OPTIONS") or {}).get("options"),
+        "installed_apps": list(settings.INSTALLED_APPS),
+        "migration_modules": getattr(settings, "MIGRATION_MODULES", {}),
+        "use_tz": getattr(settings, "USE_TZ", None),
+        "default_auto_field": getattr(settings, "DEFAULT_AUTO_FIELD", None),
+    }
+
+
+def server_version(server: Server) -> str:
+    conn = database.connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        cur.execute("SHOW server_version")
+        row = cur.fetchone()
+        return str(row[0]) if row else "?"
+    finally:
+        conn.close()
+
+
+def _exists(cur: Any, name: str) -> bool:
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+    return cur.fetchone() is not None
+
+
+def _touch(cur: Any, name: str) -> None:
+    stamp = json.dumps({"last_used": time.time(), "pid": os.getpid()})
+    cur.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS %s", (stamp,))
+
+
+def cached(server: Server) -> list[tuple[str, float]]:
+    """The cache databases on ``server``, least recently used first."""
+    conn = database.connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE datname LIKE %s",
+            (CACHE_PREFIX.replace("_", "\\_") + "%",),
+        )
+        found = []
+        for name, comment in cur.fetchall():
+            try:
+                used = float(json.loads(comment or "{}").get("last_used", 0.0))
+            except (ValueError, AttributeError):
+                used = 0.0
+            found.append((str(name), used))
+        return sorted(found, key=lambda item: item[1])
+    finally:
+        conn.close()
+
+
+def evict(server: Server, keep: int, *, protect: str = "") -> list[str]:
+    """Drop the least recently used caches beyond ``keep``; never ``protect``."""
+    entries = [name for name, _ in cached(server) if name != protect]
+    excess = len(entries) + (1 if protect else 0) - keep
+    dropped = []
+    for name in entries[: max(excess, 0)]:
+        database.drop_database(server, name)
+        dropped.append(name)
+    return dropped
+
+
+def drop_all(server: Server) -> list[str]:
+    names = [name for name, _ in cached(server)]
+    for name in names:
+        database.drop_database(server, name)
+    return names
+
+
+@contextmanager
+def _advisory_lock(server: Server, name: str) -> Iterator[Any]:
+    """Hold a session advisory lock named after the cache while the block runs."""
+    conn = database.connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        try:
+            yield cur
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+    finally:
+        conn.close()
+
+
+def ensure(
+    server: Server, digest: str, build: Callable[[str], bool], *, keep: int = DEFAULT_SIZE
+) -> tuple[str, bool] | None:
+    """The cache database for ``digest`` and whether it was there already; built if missing.
+
+    ``build(name)`` applies the base into the fresh database ``name`` and says whether it
+    succeeded; on failure nothing is cached and None is returned.
+    """
+    name = f"{CACHE_PREFIX}{digest}"
+    conn = database.connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        if _exists(cur, name):
+            _touch(cur, name)
+            return name, True
+    finally:
+        conn.close()
+    with _advisory_lock(server, name) as cur:
+        if _exists(cur, name):  # built by a concurrent run while we waited
+            _touch(cur, name)
+            return name, True
+        building = database.new_name("build")
+        database.create_database(server, building)
+        try:
+            ok = build(building)
+            if ok:
+                cur.execute(
+                    f"ALTER DATABASE {quote_ident(building)} RENAME TO {quote_ident(name)}"
+                )
+                _touch(cur, name)
+        finally:
+            if not _exists(cur, name) or _exists(cur, building):
+                database.drop_database(server, building)
+    if not ok:
+        return None
+    evict(server, keep, protect=name)
+    return name, False
