@@ -12,10 +12,10 @@ used caches beyond the configured number are dropped.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,26 +36,38 @@ FORMAT = 1
 """Bumped when what a cached database holds changes, so old caches are never reused."""
 
 
-def _imported_project_files(path: Path, project_dir: Path) -> list[Path]:
-    """The project's own modules a migration imports (one level: what is practical)."""
-    try:
-        tree = ast.parse(path.read_bytes())
-    except (OSError, SyntaxError, ValueError):
-        return []
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.append(node.module)
-            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
-    found = []
-    for name in names:
-        module = sys.modules.get(name)
+_IMPORT = re.compile(
+    rb"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w, \t]+)|import[ \t]+([\w., \t]+))",
+    re.MULTILINE,
+)
+
+
+def _project_modules(project_dir: Path) -> dict[str, str]:
+    """Imported modules whose file is in the project folder, by name."""
+    roots = tuple({str(project_dir) + os.sep, os.path.realpath(project_dir) + os.sep})
+    found = {}
+    for name, module in list(sys.modules.items()):
         filename = getattr(module, "__file__", None)
-        if filename and Path(filename).resolve().is_relative_to(project_dir):
-            found.append(Path(filename).resolve())
-    return sorted(set(found))
+        if isinstance(filename, str) and filename.startswith(roots):
+            found[name] = filename
+    return found
+
+
+def _imported_project_files(source: bytes, modules: dict[str, str]) -> list[str]:
+    """The project's own modules a migration imports (one level: what is practical).
+
+    A regular expression over the source, not a parse: this runs for every migration of the
+    base on every run, and the modules are already imported, so only their names are needed.
+    """
+    names: list[str] = []
+    for module, members, plain in _IMPORT.findall(source):
+        if module:
+            base = module.decode()
+            names.append(base)
+            names.extend(f"{base}.{m.strip()}" for m in members.decode().split(",") if m.strip())
+        else:
+            names.extend(n.strip().split(" ")[0] for n in plain.decode().split(",") if n.strip())
+    return sorted({modules[name] for name in names if name in modules})
 
 
 def key(
@@ -77,21 +89,26 @@ def key(
          "settings": settings},
         sort_keys=True, default=str,
     ).encode())
-    seen: set[Path] = set()
+    seen: set[str] = set()
+    modules = _project_modules(project_dir)
     for node in base:
         digest.update(label(node).encode() + b"\0")
         filename = migration_file(loader.graph.nodes[node])
         if not filename:
             continue
-        path = Path(filename)
-        for part in (path, *_imported_project_files(path, project_dir)):
-            if part in seen:
-                continue
-            seen.add(part)
-            try:
-                digest.update(part.read_bytes())
-            except OSError:
-                digest.update(b"missing:" + str(part).encode())
+        try:
+            source = Path(filename).read_bytes()
+        except OSError:
+            digest.update(b"missing:" + filename.encode())
+            continue
+        digest.update(source)
+        for part in _imported_project_files(source, modules):
+            if part not in seen:
+                seen.add(part)
+                try:
+                    digest.update(Path(part).read_bytes())
+                except OSError:
+                    digest.update(b"missing:" + part.encode())
     return digest.hexdigest()[:24]
 
 

@@ -6,7 +6,9 @@ This is the Django side of the tool: it runs in the project's own interpreter an
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from guard import cache, checks, database, planning, project, reporting, selection
@@ -96,10 +98,12 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
                 ("accepted: " if accepted else "FAILED: ") + found.describe()
             )
 
-    report.checks = [checks.conflicts(loader), checks.system_checks(),
-                     checks.missing_migrations(loader)]
-    for check in report.checks:
-        progress.line(f"check: {check.name}: {'ok' if check.ok else 'FAILED'}")
+    def run_checks() -> None:
+        """The checks that need no database; they run while the run's database is cloned."""
+        report.checks = [checks.conflicts(loader), checks.system_checks(),
+                         checks.missing_migrations(loader)]
+        for check in report.checks:
+            progress.line(f"check: {check.name}: {'ok' if check.ok else 'FAILED'}")
 
     if plan.order or options.full:
         with database.provide(
@@ -111,8 +115,10 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
                 "reason": provided.reason,
             }
             progress.line(f"database: {provided.provider}: {provided.reason}")
-            _execute(provided, name, loader, plan, cannot_reverse, report, progress, options)
+            _execute(provided, name, loader, plan, cannot_reverse, report, progress, options,
+                     meanwhile=run_checks)
     else:
+        run_checks()
         report.database = {"provider": "none", "reason": "no migration selected"}
 
     report.seconds = time.perf_counter() - started
@@ -129,7 +135,11 @@ def _execute(
     report: reporting.Report,
     progress: reporting.Progress,
     options: CheckOptions,
+    *,
+    meanwhile: Callable[[], None],
 ) -> None:
+    """Provide the base (cached or built), clone the run's database from it while
+    ``meanwhile`` runs, then run the selection forward, backward and forward again."""
     from django.db import connections
 
     server = provided.server
@@ -171,8 +181,12 @@ def _execute(
         execution.outcome.base_count = len(plan.base)
         execution.outcome.base_cached = hit
         execution.outcome.base_seconds = time.perf_counter() - started
-    database.create_database(server, name, template=template)
+    creating = _Background(lambda: database.create_database(server, name, template=template))
     try:
+        try:
+            meanwhile()
+        finally:
+            creating.join()
         project.point_databases(server, name, keep_options=keep_options)
         if template is not None:
             progress.base(execution.outcome.base_count, execution.outcome.base_seconds,
@@ -183,6 +197,7 @@ def _execute(
             progress.line(f"base: FAILED: {report.outcome.base_error}")
     finally:
         connections.close_all()
+        # Also when creating failed or was interrupted half-way: DROP ... IF EXISTS.
         database.drop_database(server, name)
 
 
@@ -191,3 +206,25 @@ def _shown(path: str, options: CheckOptions) -> str:
     if options.shown_root and options.shown_root[0] and path.startswith(options.shown_root[0]):
         return options.shown_root[1] + path[len(options.shown_root[0]):]
     return path
+
+
+class _Background:
+    """One call on a thread of its own (a ``CREATE DATABASE`` waits on the server, not on
+    Python); ``join`` waits for it and re-raises what it raised."""
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                call()
+            except BaseException as exc:  # handed to join(), in the calling thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name="migration-guard-create", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
