@@ -317,8 +317,15 @@ def provide(
     *,
     scratch_dir: str | None = None,
     docker_image: str = "postgres:15",
+    warm: bool = True,
 ) -> Iterator[Provided]:
-    """The server for ``--db spec``; whatever this starts is stopped when the block ends."""
+    """The server for ``--db spec``; whatever this starts is stopped when the block ends.
+
+    The ``local`` provider uses the warm cluster kept in the cache folder
+    (:class:`guard.cluster.WarmCluster`: its databases outlive the run, the server does not,
+    unless another run still uses it); with ``warm=False``, a throwaway cluster in a new folder
+    under ``scratch_dir`` (default: the temporary folder) instead, removed afterwards.
+    """
     if spec not in PROVIDERS:
         server = parse_url(spec)
         yield Provided(server, "url", f"--db URL, server {server.describe()}")
@@ -363,6 +370,13 @@ def provide(
 
     if spec in ("auto", "local"):
         bindir = cluster.find_binaries()
+        if bindir is not None and warm and cluster.warm_supported():
+            with cluster.WarmCluster(bindir=bindir) as kept:
+                why = f"local cluster from {bindir} in {kept.data_dir} ({kept.state})"
+                if skipped:
+                    why += f" ({'; '.join(skipped)})"
+                yield Provided(kept.server, "local", why)
+            return
         if bindir is not None:
             import shutil
             import tempfile

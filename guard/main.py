@@ -24,13 +24,22 @@ def _version() -> str:
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked for (importlib.metadata costs ~20 ms)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(f"migration-guard {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="migration-guard",
         description="Test Django migrations forward, backward and forward again on a real "
         "PostgreSQL, in databases it creates and drops itself.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser(
         "check",
@@ -57,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install.add_argument("--repo", type=Path, default=Path("."), metavar="DIR",
                          help="a folder inside the repository (default: the current one)")
+    clean = commands.add_parser(
+        "clean",
+        help="drop the cached base states and remove the warm local cluster",
+        description="Drop every migration_guard_cache_* database on the servers runs use, the "
+        "databases of runs that died, and the warm local cluster.",
+    )
+    clean.add_argument("--db", metavar="auto|settings|local|URL",
+                       help="which server to clean (default: every one found)")
+    clean.add_argument("--settings", metavar="MODULE", help="Django settings module")
+    clean.add_argument("--project-dir", type=Path, metavar="DIR",
+                       help="the folder with manage.py (default: found from the current folder)")
     return parser
 
 
@@ -153,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return guarded(lambda: _check(args))
     if args.command == "pre-push":
         return guarded(lambda: _pre_push(args))
+    if args.command == "clean":
+        return guarded(lambda: _clean(args))
     if args.command == "install":
         from guard.install import install
 
@@ -198,6 +220,17 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
             return code
         worst = max(worst, code)
     return worst
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from guard.clean import clean
+    from guard.config import build_options
+
+    options = build_options(
+        project_dir=args.project_dir, paths=(), full=False, last=None, settings=args.settings,
+        db=args.db, output_format="text", output=None, verbose=False,
+    )
+    return clean(options)
 
 
 def _pre_push(args: argparse.Namespace) -> int:

@@ -163,3 +163,26 @@ def _drop_caches_made_by_the_session(pg_server: Server) -> Iterator[None]:
     for name, _ in cache.cached(pg_server):
         if name not in before:
             database.drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir() -> Iterator[None]:
+    """Runs of the tool under test keep their warm cluster in a cache folder of the session's,
+    never in this machine's real one; the session removes it at the end."""
+    import shutil
+    import tempfile
+
+    if os.environ.get("MIGRATION_GUARD_CACHE_DIR"):
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="mg-cache-"))
+    folder.chmod(0o755)
+    os.environ["MIGRATION_GUARD_CACHE_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        from guard import cluster
+
+        cluster.remove_warm_clusters(folder)
+        del os.environ["MIGRATION_GUARD_CACHE_DIR"]
+        shutil.rmtree(folder, ignore_errors=True)

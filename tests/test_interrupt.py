@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from guard.cluster import CACHE_ENV
 from tests.guardrun import write
 from tests.processes import processes_using
+from tests.test_warm_cluster import run_databases_left
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 
@@ -31,7 +33,7 @@ class Migration(migrations.Migration):
 
 def interrupt_during_forward(shop: Path, db: str, sig: int, scratch: Path) -> tuple[int, str]:
     path = write(shop / "orders/migrations/0003_slow.py", SLOW)
-    env = {**os.environ, "TMPDIR": str(scratch)}
+    env = {**os.environ, "TMPDIR": str(scratch), CACHE_ENV: str(scratch / "cache")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "guard", "check", str(path), "--project-dir", str(shop),
@@ -63,5 +65,7 @@ def test_sigterm_mid_migration_stops_the_local_cluster(shop: Path, scratch: Path
     code, stderr = interrupt_during_forward(shop, "local", signal.SIGTERM, scratch)
     assert code == 143, stderr
     assert "terminated; what it created was dropped and stopped" in stderr
+    # The server is stopped, the cluster kept in the cache, the run's database dropped.
     assert processes_using(scratch) == []
-    assert list(scratch.iterdir()) == []
+    assert [p.name for p in scratch.iterdir()] == ["cache"]
+    assert run_databases_left(scratch / "cache") == []

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from guard import database
+from guard.cluster import CACHE_ENV, find_binaries
 from guard.database import Server
 from tests.conftest import REPO
 from tests.guardrun import run_guard
 from tests.processes import processes_using
+from tests.test_warm_cluster import run_databases_left
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 
@@ -98,13 +100,27 @@ def test_settings_server_leaves_the_projects_own_database_alone(
     assert rows(pg_server, owned_database) == before == [("precious",), (1,), (2,)]
 
 
-def test_local_cluster_is_started_and_removed(shop: Path, scratch: Path) -> None:
+def local_env(scratch: Path) -> dict[str, str]:
+    """The warm cluster's cache in ``scratch/cache``, the temporary folder ``scratch``."""
+    return {"TMPDIR": str(scratch), CACHE_ENV: str(scratch / "cache")}
+
+
+def test_local_cluster_is_started_and_stopped(shop: Path, scratch: Path) -> None:
     run = run_guard("check", shop / MIGRATION, "--project-dir", shop, "--db", "local",
-                    "--format", "json", env={"TMPDIR": str(scratch)})
+                    "--format", "json", env=local_env(scratch))
     assert run.returncode == 0, run.stderr
     assert run.report["database"]["provider"] == "local"
-    assert "throwaway cluster from" in run.report["database"]["reason"]
-    assert list(scratch.iterdir()) == []
+    reason = run.report["database"]["reason"]
+    assert f"local cluster from {find_binaries()} in {scratch / 'cache'}" in reason
+    assert "(initialised now)" in reason
+    # The server is stopped, the cluster kept in the cache, the run's database dropped.
+    assert processes_using(scratch) == []
+    assert [p.name for p in scratch.iterdir()] == ["cache"]
+    assert run_databases_left(scratch / "cache") == []
+    again = run_guard("check", shop / MIGRATION, "--project-dir", shop, "--db", "local",
+                      "--format", "json", env=local_env(scratch))
+    assert again.returncode == 0, again.stderr
+    assert again.report["database"]["reason"].endswith("(warm)")
     assert processes_using(scratch) == []
 
 
@@ -112,11 +128,13 @@ def test_auto_falls_back_to_local_when_the_settings_server_does_not_answer(
     shop: Path, scratch: Path
 ) -> None:
     run = run_guard("check", shop / MIGRATION, "--project-dir", shop, "--format", "json",
-                    env={"TMPDIR": str(scratch), "SHOP_DB_PORT": "1"})
+                    env={**local_env(scratch), "SHOP_DB_PORT": "1"})
     assert run.returncode == 0, run.stderr
     assert run.report["database"]["provider"] == "local"
     assert "127.0.0.1:1" in run.report["database"]["reason"]
-    assert list(scratch.iterdir()) == []
+    assert processes_using(scratch) == []
+    assert [p.name for p in scratch.iterdir()] == ["cache"]
+    assert run_databases_left(scratch / "cache") == []
 
 
 def test_docker_through_a_stand_in_docker(shop: Path, scratch: Path) -> None:

@@ -1,0 +1,80 @@
+"""``migration-guard clean``: drop every cached base state and remove the warm local cluster.
+
+Caches live on each server runs used: the one given by ``--db`` (or
+``MIGRATION_GUARD_DATABASE_URL``), the project's settings server when it is on this machine, and
+the warm local cluster, which is removed whole. Databases of runs that died (their process is
+gone) are dropped too, on servers on this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from guard import cache, database
+from guard.config import CheckOptions
+from guard.database import Server
+from guard.errors import FatalError
+
+
+def _dead_run_databases(server: Server) -> list[str]:
+    """``migration_guard_run_<pid>_...`` and ``..._build_<pid>_...`` whose process is gone."""
+    conn = database.connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'migration\\_guard\\_%'")
+        names = [str(row[0]) for row in cur.fetchall()]
+    finally:
+        conn.close()
+    dead = []
+    for name in names:
+        if name.startswith(cache.CACHE_PREFIX):
+            continue
+        parts = name.split("_")
+        with contextlib.suppress(ValueError, IndexError):
+            if not Path(f"/proc/{int(parts[-2])}").exists():
+                dead.append(name)
+    return dead
+
+
+def _settings_server(options: CheckOptions) -> Server | None:
+    """The project's settings server, if there is a project here whose settings import."""
+    from guard import project
+
+    try:
+        proj = project.load(options, database.new_name())
+    except FatalError:
+        return None
+    return project.default_server(proj)
+
+
+def clean(options: CheckOptions) -> int:
+    servers: list[tuple[Server, str]] = []
+    spec = options.db
+    if spec not in database.PROVIDERS:
+        servers.append((database.parse_url(spec), "--db"))
+    elif os.environ.get(database.URL_ENV):
+        servers.append((database.parse_url(os.environ[database.URL_ENV]), database.URL_ENV))
+    if spec in ("auto", "settings"):
+        found = _settings_server(options)
+        if found is not None and (found.is_local or spec == "settings"):
+            servers.append((found, "the settings' server"))
+    for server, how in servers:
+        try:
+            dropped = cache.drop_all(server)
+            if server.is_local:
+                for name in _dead_run_databases(server):
+                    database.drop_database(server, name)
+                    dropped.append(name)
+        except FatalError as exc:
+            print(f"migration-guard: skipped {server.describe()} ({how}): {exc}")
+            continue
+        print(f"migration-guard: {server.describe()} ({how}): dropped {len(dropped)} "
+              f"database(s){': ' + ', '.join(dropped) if dropped else ''}")
+    if spec in ("auto", "local"):
+        from guard import cluster
+
+        for folder in cluster.remove_warm_clusters():
+            print(f"migration-guard: removed the local cluster {folder}")
+    return 0
