@@ -116,10 +116,12 @@ def relevant_settings() -> dict[str, Any]:
     """The settings that change the SQL migrations produce or how the base is built."""
     from django.conf import settings
 
+    from guard.project import original_options
+
     default = settings.DATABASES["default"]
     return {
         "engine": default.get("ENGINE"),
-        "options": (default.get("OPTIONS") or {}).get("options"),
+        "options": original_options("default").get("options"),
         "installed_apps": list(settings.INSTALLED_APPS),
         "migration_modules": getattr(settings, "MIGRATION_MODULES", {}),
         "use_tz": getattr(settings, "USE_TZ", None),

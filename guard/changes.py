@@ -51,7 +51,7 @@ def _is_python(path: Path) -> bool:
 
 
 def _in_migrations_folder(path: Path) -> bool:
-    return "migrations" in path.parts[:-1] and not path.name.startswith("_")
+    return "migrations" in path.parts[:-1]
 
 
 def _short(sha: str) -> str:
@@ -109,7 +109,8 @@ def _with_changes(
     notes = [line]
     if unchanged:
         notes.append(
-            f"{len(unchanged)} modified migration(s) unchanged in meaning (comments, formatting, "
+            f"{len(unchanged)} modified file(s) in migrations folders unchanged in meaning "
+            "(comments, formatting, "
             "docstrings or annotations only), not selected: "
             + ", ".join(str(p.relative_to(root)) for p in unchanged)
         )

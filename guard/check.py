@@ -98,16 +98,23 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
                 ("accepted: " if accepted else "FAILED: ") + found.describe()
             )
 
+    # The state after the base (for a cloned base) and after everything (for the models check):
+    # one pass over the history serves both.
+    base_state = planning.state_after(graph, plan.base, loader.unmigrated_apps)
+
     def run_checks() -> None:
         """The checks that need no database; they run while the run's database is cloned."""
+        full_state = planning.state_after(graph, plan.order, loader.unmigrated_apps,
+                                          start=base_state)
         report.checks = [checks.conflicts(loader), checks.system_checks(),
-                         checks.missing_migrations(loader)]
+                         checks.missing_migrations(loader, full_state)]
         for check in report.checks:
             progress.line(f"check: {check.name}: {'ok' if check.ok else 'FAILED'}")
 
     if plan.order or options.full:
         with database.provide(
-            options.db, project.default_server(proj), docker_image=options.docker_image
+            options.db, project.default_server(proj), docker_image=options.docker_image,
+            bindir=options.pg_bindir,
         ) as provided:
             report.database = {
                 "provider": provided.provider,
@@ -115,8 +122,13 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
                 "reason": provided.reason,
             }
             progress.line(f"database: {provided.provider}: {provided.reason}")
+            if provided.server.is_local:
+                swept = database.sweep(provided.server)
+                if swept:
+                    progress.line(f"cleaned up {len(swept)} database(s) left by runs that were "
+                                  f"killed: {', '.join(swept)}")
             _execute(provided, name, loader, plan, cannot_reverse, report, progress, options,
-                     meanwhile=run_checks)
+                     meanwhile=run_checks, base_state=base_state)
     else:
         run_checks()
         report.database = {"provider": "none", "reason": "no migration selected"}
@@ -137,6 +149,7 @@ def _execute(
     options: CheckOptions,
     *,
     meanwhile: Callable[[], None],
+    base_state: ProjectState,
 ) -> None:
     """Provide the base (cached or built), clone the run's database from it while
     ``meanwhile`` runs, then run the selection forward, backward and forward again."""
@@ -144,6 +157,8 @@ def _execute(
 
     server = provided.server
     keep_options = provided.keep_options
+    session = {"lock_timeout": options.lock_timeout,
+               "statement_timeout": options.statement_timeout}
     execution = Execution(
         loader,
         connections["default"],
@@ -151,6 +166,7 @@ def _execute(
         order=plan.order,
         cannot_reverse=cannot_reverse,
         on_step=progress.step,
+        timeouts=session,
     )
     state = None
     template = None
@@ -162,7 +178,7 @@ def _execute(
         built: list[ProjectState] = []
 
         def build(building: str) -> bool:
-            project.point_databases(server, building, keep_options=keep_options)
+            project.point_databases(server, building, keep_options=keep_options, session=session)
             try:
                 result = execution.build_base()
             finally:
@@ -177,7 +193,7 @@ def _execute(
             report.outcome = execution.outcome
             return
         template, hit = found
-        state = execution.base_state() if hit else built[0]
+        state = base_state.clone() if hit else built[0]
         execution.outcome.base_count = len(plan.base)
         execution.outcome.base_cached = hit
         execution.outcome.base_seconds = time.perf_counter() - started
@@ -187,18 +203,29 @@ def _execute(
             meanwhile()
         finally:
             creating.join()
-        project.point_databases(server, name, keep_options=keep_options)
+        project.point_databases(server, name, keep_options=keep_options, session=session)
         if template is not None:
             progress.base(execution.outcome.base_count, execution.outcome.base_seconds,
                           cached=execution.outcome.base_cached)
         execution.on_base = progress.base
-        report.outcome = execution.run(state)
+        try:
+            report.outcome = execution.run(state)
+        except database.driver_errors() + _django_errors() as exc:
+            # A migration's own errors are caught per step; one escaping here came from our
+            # own queries (snapshots, the recorder): the server is the likely cause.
+            raise FatalError(
+                f"Lost the PostgreSQL server {server.describe()} mid-run: "
+                f"{database.one_line(exc)}. Check that it is running, then run again."
+            ) from exc
         if report.outcome.base_error:
             progress.line(f"base: FAILED: {report.outcome.base_error}")
     finally:
         connections.close_all()
         # Also when creating failed or was interrupted half-way: DROP ... IF EXISTS.
-        database.drop_database(server, name)
+        try:
+            database.drop_database(server, name)
+        except FatalError as exc:
+            progress.line(f"warning: could not drop {name}: {exc}")
 
 
 def _shown(path: str, options: CheckOptions) -> str:
@@ -228,3 +255,9 @@ class _Background:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+def _django_errors() -> tuple[type[BaseException], ...]:
+    from django.db import utils
+
+    return (utils.OperationalError, utils.InterfaceError)

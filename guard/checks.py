@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.state import ProjectState
 
 
 @dataclass
@@ -48,15 +49,16 @@ def conflicts(loader: MigrationLoader) -> CheckResult:
     return CheckResult("conflicting migrations", ok=not errors, errors=errors, hint=hint)
 
 
-def missing_migrations(loader: MigrationLoader) -> CheckResult:
-    """Model changes that have no migration, named per app."""
+def missing_migrations(loader: MigrationLoader, state: ProjectState | None = None) -> CheckResult:
+    """Model changes that have no migration, named per app (``state``: the state after every
+    migration, if the caller has it already)."""
     from django.apps import apps
     from django.db.migrations.autodetector import MigrationAutodetector
     from django.db.migrations.questioner import NonInteractiveMigrationQuestioner
     from django.db.migrations.state import ProjectState
 
     autodetector = MigrationAutodetector(
-        loader.project_state(),
+        state if state is not None else loader.project_state(),
         ProjectState.from_apps(apps),
         NonInteractiveMigrationQuestioner(specified_apps=set(), dry_run=True),
     )

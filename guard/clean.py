@@ -8,34 +8,12 @@ gone) are dropped too, on servers on this machine.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from pathlib import Path
 
 from guard import cache, database
 from guard.config import CheckOptions
 from guard.database import Server
 from guard.errors import FatalError
-
-
-def _dead_run_databases(server: Server) -> list[str]:
-    """``migration_guard_run_<pid>_...`` and ``..._build_<pid>_...`` whose process is gone."""
-    conn = database.connect_maintenance(server)
-    try:
-        cur = conn.cursor()
-        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'migration\\_guard\\_%'")
-        names = [str(row[0]) for row in cur.fetchall()]
-    finally:
-        conn.close()
-    dead = []
-    for name in names:
-        if name.startswith(cache.CACHE_PREFIX):
-            continue
-        parts = name.split("_")
-        with contextlib.suppress(ValueError, IndexError):
-            if not Path(f"/proc/{int(parts[-2])}").exists():
-                dead.append(name)
-    return dead
 
 
 def _settings_server(options: CheckOptions) -> Server | None:
@@ -64,9 +42,7 @@ def clean(options: CheckOptions) -> int:
         try:
             dropped = cache.drop_all(server)
             if server.is_local:
-                for name in _dead_run_databases(server):
-                    database.drop_database(server, name)
-                    dropped.append(name)
+                dropped.extend(database.sweep(server))
         except FatalError as exc:
             print(f"migration-guard: skipped {server.describe()} ({how}): {exc}")
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,7 @@ DEFAULT_LAST = 5
 
 KNOWN_KEYS = {
     "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
-    "semantic_diff", "cache_size",
+    "semantic_diff", "cache_size", "lock_timeout", "statement_timeout", "pg_bindir",
 }
 
 
@@ -38,6 +39,10 @@ class CheckOptions:
     verbose: bool = False
     allow_irreversible: frozenset[str] = field(default_factory=frozenset)
     docker_image: str = "postgres:15"
+    pg_bindir: str | None = None
+    """``pg_bindir`` from the config: the only folder of PostgreSQL binaries ``local`` uses."""
+    lock_timeout: str = "10s"
+    statement_timeout: str = "2min"
     cache_size: int = 5
     """How many cached base states (template databases) to keep per server; 0 turns it off."""
     # The git side: how to find what changed (used before the Django side starts).
@@ -100,8 +105,22 @@ def read_config(project_dir: Path) -> dict[str, Any]:
     _expect(table, path, "last", int)
     _expect(table, path, "docker_image", str)
     _expect(table, path, "cache_size", int)
+    for key in ("lock_timeout", "statement_timeout"):
+        _expect(table, path, key, str)
+        if key in table and not _DURATION.match(table[key]):
+            raise FatalError(
+                f"{path}: [tool.migration-guard] {key} = {table[key]!r} is not a PostgreSQL "
+                'duration: write e.g. "500ms", "10s", "2min" (or "0" for none).'
+            )
     _expect(table, path, "base", str)
     _expect(table, path, "python", str)
+    _expect(table, path, "pg_bindir", str)
+    if "pg_bindir" in table and not table["pg_bindir"].strip():
+        raise FatalError(
+            f"{path}: [tool.migration-guard] pg_bindir is empty: give the bin folder of a "
+            "PostgreSQL installation (e.g. /usr/lib/postgresql/15/bin), or remove the key to "
+            "let migration-guard search."
+        )
     if "semantic_diff" in table and not isinstance(table["semantic_diff"], bool):
         raise FatalError(f"{path}: [tool.migration-guard] semantic_diff must be true or false.")
     allowed = table.get("allow_irreversible", [])
@@ -119,6 +138,13 @@ def _config_python(value: str | None, pyproject: Path | None) -> str | None:
     return str((pyproject.parent / Path(value).expanduser()).absolute())
 
 
+def _config_folder(value: str | None, pyproject: Path | None) -> str | None:
+    """A folder from the config, relative to pyproject.toml unless absolute; ``~`` expanded."""
+    if not value or pyproject is None:
+        return value
+    return os.path.normpath((pyproject.parent / Path(value).expanduser()).absolute())
+
+
 def _expect(table: Mapping[str, Any], path: Path, key: str, kind: type) -> None:
     if key in table and (not isinstance(table[key], kind) or isinstance(table[key], bool)):
         raise FatalError(
@@ -126,6 +152,8 @@ def _expect(table: Mapping[str, Any], path: Path, key: str, kind: type) -> None:
             f"not {table[key]!r}."
         )
 
+
+_DURATION = re.compile(r"^\d+\s*(us|ms|s|min|h|d)?$")
 
 _MANAGE_PY_SETTINGS = re.compile(
     r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([A-Za-z_][\w.]*)['"]"""
@@ -190,6 +218,8 @@ def build_options(
         allow_irreversible=frozenset(config.get("allow_irreversible", [])),
         docker_image=config.get("docker_image", "postgres:15"),
         cache_size=max(0, int(config.get("cache_size", 5))),
+        lock_timeout=config.get("lock_timeout", "10s"),
+        statement_timeout=config.get("statement_timeout", "2min"),
         mode="full" if full else mode,
         base=base,
         configured_base=config.get("base"),
@@ -197,6 +227,7 @@ def build_options(
             semantic_diff if semantic_diff is not None else config.get("semantic_diff", True)
         ),
         python=_config_python(config.get("python"), find_pyproject(root)),
+        pg_bindir=_config_folder(config.get("pg_bindir"), find_pyproject(root)),
     )
 
 

@@ -112,11 +112,20 @@ def parse_url(url: str) -> Server:
 
 def redact(url: str) -> str:
     """The URL with its password replaced, for messages."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.password is None:
-        return url
-    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        password = parsed.password
+    except ValueError:
+        return "<a URL that cannot be parsed>"
+    netloc = parsed.netloc
+    if password is not None:
+        netloc = netloc.replace(f":{password}@", ":***@", 1)
+    query = urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in query):
+        query = [(key, "***" if key == "password" else value) for key, value in query]
+    return urllib.parse.urlunsplit(
+        parsed._replace(netloc=netloc, query=urllib.parse.urlencode(query, safe="*/"))
+    )
 
 
 def connect(server: Server, dbname: str) -> Connection:
@@ -217,9 +226,68 @@ def one_line(exc: BaseException | None) -> str:
     return text or type(exc).__name__
 
 
+def host_tag() -> str:
+    """Six hex digits naming this machine, so that a sweep never takes another machine's
+    (or container's) run for a dead one of ours."""
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+
+
 def new_name(purpose: str = "run") -> str:
-    """A fresh database name with the prefix, the process id and a random part."""
-    return f"{PREFIX}{purpose}_{os.getpid()}_{secrets.token_hex(4)}"
+    """``migration_guard_<purpose>_<host>_<pid>_<random>``: whose it is, and a fresh part."""
+    return f"{PREFIX}{purpose}_{host_tag()}_{os.getpid()}_{secrets.token_hex(4)}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(server: Server) -> list[str]:
+    """Drop the run and build databases that runs on this machine left when they died.
+
+    Only names with this machine's tag and the id of a process that no longer exists; cached
+    states are kept. A run killed with SIGKILL cannot clean up after itself: the next one does.
+    """
+    conn = connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s OR datname LIKE %s",
+            (f"{PREFIX}run\\_{host_tag()}\\_%", f"{PREFIX}build\\_{host_tag()}\\_%"),
+        )
+        names = [str(row[0]) for row in cur.fetchall()]
+    finally:
+        conn.close()
+    dead = []
+    for name in names:
+        try:
+            pid = int(name.split("_")[-2])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            drop_database(server, name)
+            dead.append(name)
+    return dead
+
+
+def answers(server: Server) -> bool:
+    """Whether the server takes a connection now (after an error that may mean it died)."""
+    quick = Server(server.host, server.port, server.user, server.password,
+                   {**server.options, "connect_timeout": "3"})
+    try:
+        conn = connect(quick, MAINTENANCE_DATABASES[0])
+    except Exception:
+        return False
+    conn.close()
+    return True
 
 
 def check_ours(name: str) -> None:
@@ -300,7 +368,7 @@ def _can_create_databases(server: Server) -> str:
     try:
         conn = connect_maintenance(server)
     except FatalError as exc:
-        return str(exc).split(": ", 1)[-1]
+        return one_line(exc.__cause__) if exc.__cause__ is not None else str(exc)
     try:
         cur = conn.cursor()
         cur.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
@@ -318,6 +386,7 @@ def provide(
     scratch_dir: str | None = None,
     docker_image: str = "postgres:15",
     warm: bool = True,
+    bindir: str | None = None,
 ) -> Iterator[Provided]:
     """The server for ``--db spec``; whatever this starts is stopped when the block ends.
 
@@ -325,6 +394,8 @@ def provide(
     (:class:`guard.cluster.WarmCluster`: its databases outlive the run, the server does not,
     unless another run still uses it); with ``warm=False``, a throwaway cluster in a new folder
     under ``scratch_dir`` (default: the temporary folder) instead, removed afterwards.
+    ``bindir`` (the ``pg_bindir`` setting) is the only folder of PostgreSQL binaries it then
+    uses: a wrong one is reported, never replaced by binaries found elsewhere.
     """
     if spec not in PROVIDERS:
         server = parse_url(spec)
@@ -369,22 +440,29 @@ def provide(
     from guard import cluster, container
 
     if spec in ("auto", "local"):
-        bindir = cluster.find_binaries()
-        if bindir is not None and warm and cluster.warm_supported():
-            with cluster.WarmCluster(bindir=bindir) as kept:
-                why = f"local cluster from {bindir} in {kept.data_dir} ({kept.state})"
+        found = cluster.find_binaries(bindir) if bindir is not None else cluster.find_binaries()
+        if bindir is not None and found is None:
+            raise FatalError(
+                f"--db {spec}: pg_bindir = {bindir!r} in [tool.migration-guard], but {bindir} "
+                "does not hold the PostgreSQL server programs initdb, pg_ctl and postgres. "
+                "Point pg_bindir at the bin folder of a PostgreSQL installation (e.g. "
+                "/usr/lib/postgresql/15/bin), or remove it to let migration-guard search."
+            )
+        if found is not None and warm and cluster.warm_supported():
+            with cluster.WarmCluster(bindir=found) as kept:
+                why = f"local cluster from {found} in {kept.data_dir} ({kept.state})"
                 if skipped:
                     why += f" ({'; '.join(skipped)})"
                 yield Provided(kept.server, "local", why)
             return
-        if bindir is not None:
+        if found is not None:
             import shutil
             import tempfile
 
             base = tempfile.mkdtemp(prefix="migration-guard-", dir=scratch_dir)
             try:
-                with cluster.LocalCluster.start(Path(base), bindir=bindir) as local:
-                    why = f"throwaway cluster from {bindir}"
+                with cluster.LocalCluster.start(Path(base), bindir=found) as local:
+                    why = f"throwaway cluster from {found}"
                     if skipped:
                         why += f" ({'; '.join(skipped)})"
                     yield Provided(local.server, "local", why)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard import schema
 from guard.database import one_line
+from guard.errors import FatalError
 from guard.planning import ancestors_within
 from guard.types import MigrationKey, StepResult, label
 
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
     from django.db.migrations.state import ProjectState
 
 OnStep = Callable[[MigrationKey, StepResult], None]
+
+
+class ServerGone(FatalError):
+    """The server died or went away mid-run (exit 2)."""
+
+
+
 OnBase = Callable[[int, float], None]
 
 
@@ -57,6 +65,7 @@ class Execution:
         cannot_reverse: set[MigrationKey],
         on_step: OnStep,
         on_base: OnBase | None = None,
+        timeouts: dict[str, str] | None = None,
     ) -> None:
         self.loader = loader
         self.graph = loader.graph
@@ -66,6 +75,7 @@ class Execution:
         self.cannot_reverse = cannot_reverse
         self.on_step = on_step
         self.on_base = on_base
+        self.timeouts = timeouts or {}
         self.executor = _executor(connection, loader)
         self.outcome = Outcome()
 
@@ -79,6 +89,34 @@ class Execution:
     def _unapply(self, state_before: ProjectState, key: MigrationKey) -> None:
         # unapply_migration() wants the state *before* the migration and mutates it.
         self.executor.unapply_migration(state_before.clone(), self.graph.nodes[key])
+
+    def _server_still_there(self, key: MigrationKey, step: str, exc: BaseException) -> None:
+        """After a failed step: a server that no longer answers is an environment error (exit
+        2), not the migration's fault."""
+        try:
+            self.connection.close()
+            with self.connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception:
+            raise ServerGone(
+                f"The PostgreSQL server stopped answering during the {step} step of "
+                f"{label(key)}: {_error(exc)}. Check that it is running (and was not restarted "
+                "or shut down), then run migration-guard again."
+            ) from exc
+
+    def _timeout_hint(self, exc: BaseException) -> str:
+        """What to say when PostgreSQL stopped a statement at one of our timeouts."""
+        text = str(exc)
+        for setting, words in (("statement_timeout", "statement timeout"),
+                               ("lock_timeout", "lock timeout")):
+            if words in text:
+                return (
+                    f"PostgreSQL stopped it after {setting} = {self.timeouts.get(setting, '?')}"
+                    f" ([tool.migration-guard] {setting}). On an empty database a migration "
+                    "that takes this long usually waits on a lock or does not end; raise the "
+                    "setting if it is really that slow."
+                )
+        return ""
 
     def _snapshot(self) -> schema.Schema:
         with self.connection.cursor() as cursor:
@@ -104,22 +142,6 @@ class Execution:
         self._forward_again(before, snapshots, applied, unapplied)
         return self.outcome
 
-    def base_state(self) -> ProjectState:
-        """The project state after the base, derived without a database (for a cloned base)."""
-        from django.db.migrations.state import ProjectState
-
-        members = set(self.base)
-        leaves = [
-            key for key in self.base
-            if not any(child.key in members for child in self.graph.node_map[key].children)
-        ]
-        if not leaves:
-            return ProjectState(real_apps=self.loader.unmigrated_apps)
-        state: ProjectState = self.graph.make_state(
-            nodes=leaves, at_end=True, real_apps=self.loader.unmigrated_apps
-        )
-        return state
-
     def build_base(self) -> ProjectState | None:
         """Apply every migration outside D; the state after them, or None if one failed."""
         from django.db.migrations.state import ProjectState
@@ -130,6 +152,7 @@ class Execution:
             try:
                 state = self._apply(state, key)
             except Exception as exc:
+                self._server_still_there(key, "base", exc)
                 self.outcome.base_error = (
                     f"{label(key)} (outside the selection) failed to apply from an empty "
                     f"database: {type(exc).__name__}: {one_line(exc)}"
@@ -166,8 +189,9 @@ class Execution:
             except Exception as exc:
                 self._record(key, StepResult(
                     "forward", False, time.perf_counter() - started, error=_error(exc),
-                    hint=_forward_hint(exc),
+                    hint=self._timeout_hint(exc) or _forward_hint(exc),
                 ))
+                self._server_still_there(key, "forward", exc)
                 rest = self.order[index + 1:]
                 self._skip_rest(rest, "forward", f"not run: {label(key)} failed to apply")
                 return False
@@ -206,8 +230,9 @@ class Execution:
             except Exception as exc:
                 self._record(key, StepResult(
                     "backward", False, time.perf_counter() - started, error=_error(exc),
-                    hint=_backward_hint(key, exc, self.graph),
+                    hint=self._timeout_hint(exc) or _backward_hint(key, exc, self.graph),
                 ))
+                self._server_still_there(key, "backward", exc)
                 self._block(key, members, blocked)
                 continue
             applied.remove(key)
@@ -263,6 +288,7 @@ class Execution:
                         "that the forward then trips over."
                     ),
                 ))
+                self._server_still_there(key, "forward-again", exc)
                 failed = key
                 continue
             applied.append(key)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from django.db.migrations import Migration
     from django.db.migrations.graph import MigrationGraph
     from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.state import ProjectState
 
 
 @dataclass(frozen=True)
@@ -180,3 +181,22 @@ def migration_file(migration: Migration) -> str | None:
     """The file a loaded migration came from."""
     module = sys.modules.get(type(migration).__module__)
     return getattr(module, "__file__", None)
+
+
+def state_after(
+    graph: MigrationGraph, keys: Iterable[MigrationKey], real_apps: Iterable[str],
+    start: ProjectState | None = None,
+) -> ProjectState:
+    """The project state after applying ``keys`` (already in apply order), rendering nothing.
+
+    ``graph.make_state`` would work out the order again for every leaf; on a long history that
+    costs as much as the mutations themselves.
+    """
+    from django.db.migrations.state import ProjectState
+
+    state = start.clone() if start is not None else ProjectState(real_apps=set(real_apps))
+    for key in keys:
+        migration = graph.nodes[key]
+        assert migration is not None
+        state = migration.mutate_state(state, preserve=False)
+    return state

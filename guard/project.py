@@ -112,6 +112,7 @@ def load(options: CheckOptions, placeholder_name: str) -> Project:
         )
     snapshot = dict(default)
     for alias, entry in databases.items():
+        _original_options[alias] = dict(entry.get("OPTIONS") or {})
         _point(entry, alias, placeholder_name)
     try:
         django.setup()
@@ -140,21 +141,38 @@ def _point(entry: dict[str, Any], alias: str, name: str) -> None:
         entry["ENGINE"] = entry.get("ENGINE") or "django.db.backends.postgresql"
 
 
-def point_databases(server: Server, name: str, *, keep_options: bool) -> None:
-    """Fill in the server for every alias, now that our database ``name`` exists there."""
+_original_options: dict[str, dict[str, Any]] = {}
+"""Each alias's OPTIONS as the project's settings wrote them, before we touched them."""
+
+
+def original_options(alias: str = "default") -> dict[str, Any]:
+    """An alias's OPTIONS as the project's settings wrote them."""
+    return dict(_original_options.get(alias, {}))
+
+
+def point_databases(
+    server: Server, name: str, *, keep_options: bool, session: Mapping[str, str] | None = None
+) -> None:
+    """Fill in the server for every alias, now that our database ``name`` exists there.
+
+    ``session`` settings (``lock_timeout``, ``statement_timeout``) apply to every connection
+    the tool makes, through libpq's ``options``.
+    """
     from django.conf import settings
     from django.db import connections
 
     for alias, entry in settings.DATABASES.items():
+        original = _original_options.setdefault(alias, dict(entry.get("OPTIONS") or {}))
         entry.update(server.django_settings(name))
-        options = dict(entry.get("OPTIONS") or {}) if keep_options else {}
-        if not keep_options:
-            # Connection options of the project's own server (service files, certificates) do not
-            # apply to a server we provided; search_path-style options still do.
-            original = entry.get("OPTIONS") or {}
-            if "options" in original:
-                options["options"] = original["options"]
+        options = dict(original) if keep_options else {}
+        if not keep_options and "options" in original:
+            # Connection options of the project's own server (service files, certificates) do
+            # not apply to a server we provided; search_path-style options still do.
+            options["options"] = original["options"]
         options.update(server.options)
+        flags = " ".join(f"-c {key}={value}" for key, value in (session or {}).items())
+        if flags:
+            options["options"] = f"{options.get('options', '')} {flags}".strip()
         entry["OPTIONS"] = options
         connections[alias].close()
 

@@ -51,9 +51,45 @@ def replaced_by(loader: MigrationLoader) -> dict[MigrationKey, MigrationKey]:
     return squashes
 
 
+NOT_A_MIGRATION = "not a migration of an installed app"
+
+
+def not_loaded_reasons() -> dict[Path, str]:
+    """Why Django loads no migration from a file, by real path: each migrations package's
+    ``__init__.py``; and each app's default ``migrations`` folder (the folder's path) when the
+    app's ``MIGRATION_MODULES`` entry disables its migrations or moves them elsewhere."""
+    from django.apps import apps
+    from django.db.migrations.loader import MIGRATIONS_MODULE_NAME, MigrationLoader
+
+    reasons: dict[Path, str] = {}
+    for config in apps.get_app_configs():
+        module, explicit = MigrationLoader.migrations_module(config.label)
+        default = f"{config.name}.{MIGRATIONS_MODULE_NAME}"
+        if not explicit or module == default:
+            continue
+        folder = Path(os.path.realpath(Path(config.path) / MIGRATIONS_MODULE_NAME))
+        if module is None:
+            reasons[folder] = (
+                f"migrations of app {config.label!r} are disabled by MIGRATION_MODULES "
+                f"({config.label!r}: None), so Django never loads this file"
+            )
+        else:
+            reasons[folder] = (
+                f"app {config.label!r} takes its migrations from {module!r} "
+                f"(MIGRATION_MODULES {{{config.label!r}: {module!r}}}), not from this folder: "
+                "a stale file Django never loads"
+            )
+    for folder, app_label in migration_folders().items():
+        reasons[folder / "__init__.py"] = (
+            f"the __init__.py of the migrations package of app {app_label!r}, not a migration"
+        )
+    return reasons
+
+
 def select_paths(loader: MigrationLoader, paths: Iterable[Path]) -> PathSelection:
     by_file = files_to_keys(loader)
     squashes = replaced_by(loader)
+    reasons: dict[Path, str] | None = None
     chosen: dict[MigrationKey, Selected] = {}
     ignored: list[tuple[Path, str]] = []
     notes: list[str] = []
@@ -64,7 +100,9 @@ def select_paths(loader: MigrationLoader, paths: Iterable[Path]) -> PathSelectio
             continue
         key = by_file.get(real)
         if key is None:
-            ignored.append((path, "not a migration of an installed app"))
+            if reasons is None:
+                reasons = not_loaded_reasons()
+            ignored.append((path, reasons.get(real, reasons.get(real.parent, NOT_A_MIGRATION))))
             continue
         if key not in loader.graph.nodes:
             squash = squashes.get(key)

@@ -36,10 +36,11 @@ def commit_all(cwd: Path, message: str) -> str:
     return git(cwd, "rev-parse", "HEAD")
 
 
-def make_repo(tmp_path: Path) -> tuple[Path, Path]:
-    """(work tree with the example project committed on main and pushed, bare origin)."""
+def make_repo(tmp_path: Path, name: str = "work") -> tuple[Path, Path]:
+    """(work tree ``tmp_path/name`` with the example project committed on main and pushed, bare
+    origin)."""
     origin = tmp_path / "origin.git"
-    work = tmp_path / "work"
+    work = tmp_path / name
     git(tmp_path, "init", "-q", "--bare", str(origin))
     shutil.copytree(EXAMPLE, work, ignore=shutil.ignore_patterns("__pycache__"))
     (work / ".gitignore").write_text("__pycache__/\n.venv/\n")
@@ -51,12 +52,13 @@ def make_repo(tmp_path: Path) -> tuple[Path, Path]:
     return work, origin
 
 
-def state(work: Path) -> tuple[str, str, str]:
-    """What must not change: status, refs and stashes."""
+def state(work: Path) -> tuple[str, str, str, str]:
+    """What must not change: status, refs, stashes and the repository's own configuration."""
     return (
         git(work, "status", "--porcelain", "--untracked-files=all"),
         git(work, "show-ref"),
         git(work, "stash", "list"),
+        git(work, "config", "--list", "--local"),
     )
 
 
