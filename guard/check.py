@@ -5,6 +5,7 @@ This is the Django side of the tool: it runs in the project's own interpreter an
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -85,6 +86,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         filename = planning.migration_file(graph.nodes[key])
         if filename:
             report.files[key] = _shown(filename, options)
+            report.sources[key] = filename
     progress.selection(report)
 
     # Found before any database work: operations that cannot be reversed.
@@ -134,7 +136,8 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         report.database = {"provider": "none", "reason": "no migration selected"}
 
     report.seconds = time.perf_counter() - started
-    reporting.write(report, options.format, options.output, stdout)
+    reporting.write(report, options.formats, stdout, github=options.github,
+                    environ=os.environ, stderr=stderr)
     return PASSED if report.passed else CHECK_FAILED
 
 

@@ -12,7 +12,10 @@ from typing import Any, Literal
 
 from guard.errors import FatalError
 
-Format = Literal["text", "json"]
+Format = Literal["text", "json", "junit"]
+FORMATS: tuple[Format, ...] = ("text", "json", "junit")
+ReportTarget = tuple[str, str | None]
+"""A report to write: (format, file), the file None for stdout."""
 Mode = Literal["auto", "changed", "full"]
 DEFAULT_LAST = 5
 
@@ -34,8 +37,10 @@ class CheckOptions:
     """``--settings``; see :func:`guard.project.settings_module` for the full order."""
     config_settings: str | None = None
     db: str = "auto"
-    format: Format = "text"
-    output: Path | None = None
+    formats: tuple[ReportTarget, ...] = (("text", None),)
+    """Every report to write, each to its file or (at most one) to stdout."""
+    github: bool = True
+    """Under GitHub Actions: workflow annotations and the job's step summary (``--no-github``)."""
     verbose: bool = False
     allow_irreversible: frozenset[str] = field(default_factory=frozenset)
     docker_image: str = "postgres:15"
@@ -58,6 +63,20 @@ class CheckOptions:
     deleted: tuple[Path, ...] = ()
     shown_root: tuple[str, str] | None = None
     """(exported tree, repository): where a pushed commit was exported, and what to show."""
+
+    @property
+    def format(self) -> str:
+        """The main report's format: the one on stdout, else the first."""
+        return self._main[0]
+
+    @property
+    def output(self) -> Path | None:
+        """The main report's file, None for stdout."""
+        return Path(self._main[1]) if self._main[1] else None
+
+    @property
+    def _main(self) -> ReportTarget:
+        return next((r for r in self.formats if r[1] is None), self.formats[0])
 
 
 def find_project_dir(start: Path) -> Path:
@@ -171,6 +190,46 @@ def settings_from_manage_py(project_dir: Path) -> str | None:
     return match.group(1) if match else None
 
 
+def parse_formats(
+    values: Sequence[str], output: str | None, here: Path
+) -> tuple[ReportTarget, ...]:
+    """``--format`` values (``json``, ``junit=report.xml``) and ``--output`` into the reports to
+    write. Text stays on stdout unless a format takes stdout or text goes to a file; at most one
+    report goes to stdout, and ``--output`` sends that one to a file instead."""
+    reports: list[tuple[str, str | None]] = []
+    for value in values or ["text"]:
+        fmt, has_file, file = value.partition("=")
+        fmt = fmt.strip().lower()
+        if fmt not in FORMATS:
+            raise FatalError(
+                f"--format {value}: unknown format {fmt!r}; use {', '.join(FORMATS)}, each "
+                "optionally with =FILE (e.g. --format junit=report.xml)."
+            )
+        if has_file and not file.strip():
+            raise FatalError(f"--format {value}: give a file after '=' (e.g. {fmt}=report).")
+        reports.append((fmt, str(here / file) if has_file else None))
+    if all(file is not None for _, file in reports) and "text" not in {f for f, _ in reports}:
+        reports.insert(0, ("text", None))
+    on_stdout = [fmt for fmt, file in reports if file is None]
+    if len(on_stdout) > 1:
+        raise FatalError(
+            f"--format: {' and '.join(on_stdout)} would both go to stdout; only one report can. "
+            f"Give the others a file, e.g. --format {on_stdout[1]}=report.{on_stdout[1]}."
+        )
+    if output:
+        if not on_stdout:
+            raise FatalError(
+                f"--output {output}: every --format already names its file; --output is the "
+                "file of the report that would go to stdout."
+            )
+        reports = [(fmt, file or str(here / output)) for fmt, file in reports]
+    files = [file for _, file in reports if file is not None]
+    repeated = sorted({file for file in files if files.count(file) > 1})
+    if repeated:
+        raise FatalError(f"--format: two reports would go to {repeated[0]}; give each its own.")
+    return tuple(reports)
+
+
 def build_options(
     *,
     project_dir: Path | None,
@@ -179,9 +238,11 @@ def build_options(
     last: int | None,
     settings: str | None,
     db: str | None,
-    output_format: Format,
-    output: str | None,
-    verbose: bool,
+    output_format: str | None = None,
+    output: str | None = None,
+    verbose: bool = False,
+    formats: Sequence[str] | None = None,
+    github: bool = True,
     mode: Mode = "auto",
     base: str | None = None,
     semantic_diff: bool | None = None,
@@ -212,8 +273,10 @@ def build_options(
         settings=settings,
         config_settings=config.get("settings"),
         db=spec,
-        format=output_format,
-        output=(here / output) if output else None,
+        formats=parse_formats(
+            formats or ([output_format] if output_format else []), output, here
+        ),
+        github=github,
         verbose=verbose,
         allow_irreversible=frozenset(config.get("allow_irreversible", [])),
         docker_image=config.get("docker_image", "postgres:15"),
@@ -248,7 +311,7 @@ def to_json(options: CheckOptions) -> str:
     return json.dumps(data)
 
 
-_PATH_FIELDS = {"project_dir", "output"}
+_PATH_FIELDS = {"project_dir"}
 _PATHS_FIELDS = {"paths", "deleted"}
 
 
@@ -262,6 +325,7 @@ def from_json(text: str) -> CheckOptions:
     for key in _PATHS_FIELDS:
         data[key] = tuple(Path(p) for p in data.get(key, ()))
     data["notes"] = tuple(data.get("notes", ()))
+    data["formats"] = tuple((fmt, file) for fmt, file in data.get("formats", [("text", None)]))
     data["allow_irreversible"] = frozenset(data.get("allow_irreversible", ()))
     if data.get("shown_root") is not None:
         data["shown_root"] = tuple(data["shown_root"])

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from guard import schema
+from guard import schema, undo
 from guard.database import one_line
 from guard.errors import FatalError
 from guard.planning import ancestors_within
@@ -238,14 +238,13 @@ class Execution:
             applied.remove(key)
             unapplied.add(key)
             result = StepResult("backward", True, time.perf_counter() - started)
-            self._compare(result, expected=snapshots[index], applied=applied, prefix=index,
-                          what="rolling it back does not restore the schema from before it")
-            if result.schema_diff:
-                result.hint = (
-                    f"The reverse of {label(key)} does not undo everything its forward did. "
-                    "Make the reverse (reverse_code / reverse_sql, or the operations' own "
-                    "reverse) restore what is listed above."
-                )
+            found = self._compare(
+                result, expected=snapshots[index], applied=applied, prefix=index,
+                what="rolling it back does not restore the schema from before it",
+            )
+            if found:
+                result.undo_sql = undo.statements(found.items)
+                result.hint = undo.reverse_hint(label(key), result.undo_sql)
             self._record(key, result)
         return unapplied
 
@@ -312,14 +311,14 @@ class Execution:
         applied: list[MigrationKey],
         prefix: int,
         what: str,
-    ) -> None:
+    ) -> schema.SchemaDiff | None:
         if set(applied) != set(self.order[:prefix]):
             extra = sorted(set(applied) - set(self.order[:prefix]))
             result.warnings.append(
                 "schema not compared: " + ", ".join(label(k) for k in extra)
                 + " stayed applied"
             )
-            return
+            return None
         started = time.perf_counter()
         found = schema.diff(expected, self._snapshot())
         result.seconds += time.perf_counter() - started
@@ -328,6 +327,7 @@ class Execution:
             result.ok = False
             result.error = what
             result.schema_diff = list(found.differences)
+        return found
 
 
 def _error(exc: BaseException) -> str:

@@ -91,9 +91,14 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        help="the folder with manage.py (default: found from the current folder)")
     check.add_argument("--db", metavar="auto|settings|local|docker|URL",
                        help="where PostgreSQL comes from (default auto)")
-    check.add_argument("--format", choices=("text", "json"), default="text",
-                       help="report format (default text)")
-    check.add_argument("--output", metavar="FILE", help="write the report to FILE")
+    check.add_argument("--format", action="append", metavar="FORMAT[=FILE]",
+                       help="a report: text (default), json or junit, on stdout or with =FILE "
+                       "in that file; repeat for several (at most one on stdout)")
+    check.add_argument("--output", metavar="FILE",
+                       help="write the report that would go to stdout to FILE instead")
+    check.add_argument("--no-github", dest="github", action="store_false",
+                       help="under GitHub Actions, print no workflow annotations and write no "
+                       "step summary")
     check.add_argument("--mode", choices=("auto", "changed", "full"), default="auto",
                        help="with no PATH: test what changed in git, or the full run "
                        "(default auto: full in CI or when no base is found)")
@@ -192,8 +197,9 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
         last=args.last,
         settings=args.settings,
         db=args.db,
-        output_format=args.format,
+        formats=args.format,
         output=args.output,
+        github=args.github,
         verbose=args.verbose,
         mode=args.mode,
         base=args.base,
@@ -228,7 +234,7 @@ def _clean(args: argparse.Namespace) -> int:
 
     options = build_options(
         project_dir=args.project_dir, paths=(), full=False, last=None, settings=args.settings,
-        db=args.db, output_format="text", output=None, verbose=False,
+        db=args.db,
     )
     return clean(options)
 

@@ -140,6 +140,9 @@ class Irreversible:
     operation: str
     """``RunPython(forwards)``, ``operations[2]``-style description of the culprit."""
     index: int
+    fix: str = ""
+    """The operation written with a no-op reverse, when it can be written out: what to use if
+    doing nothing on rollback is right."""
 
     def describe(self) -> str:
         return (
@@ -151,30 +154,39 @@ class Irreversible:
 def irreversible_operations(key: MigrationKey, migration: Migration) -> list[Irreversible]:
     """Operations that Django cannot unapply, found without touching a database."""
     return [
-        Irreversible(key, text, index)
+        Irreversible(key, text, index, fix)
         for index, operation in enumerate(migration.operations)
-        for text in _irreversible(operation)
+        for text, fix in _irreversible(operation)
     ]
 
 
-def _irreversible(operation: Any) -> Iterator[str]:
+def _irreversible(operation: Any) -> Iterator[tuple[str, str]]:
+    """(what is wrong, the operation written with a no-op reverse or "") per culprit."""
     from django.db.migrations.operations import RunPython, RunSQL, SeparateDatabaseAndState
 
     if isinstance(operation, SeparateDatabaseAndState):
         # It claims to be reversible even when its database operations are not.
         for inner in operation.database_operations:
-            yield from (f"SeparateDatabaseAndState > {text}" for text in _irreversible(inner))
+            yield from (
+                (f"SeparateDatabaseAndState > {text}", fix) for text, fix in _irreversible(inner)
+            )
         return
     if operation.reversible:
         return
     if isinstance(operation, RunPython):
         name = getattr(operation.code, "__name__", repr(operation.code))
-        yield f"RunPython({name}) has no reverse_code"
+        code = name if name.isidentifier() else "<the same code>"
+        yield (f"RunPython({name}) has no reverse_code",
+               f"migrations.RunPython({code}, reverse_code=migrations.RunPython.noop)")
     elif isinstance(operation, RunSQL):
         sql = " ".join(str(operation.sql).split())
-        yield f"RunSQL({sql[:60]!r}) has no reverse_sql"
+        given = repr(operation.sql)
+        if len(given) > 80:
+            given = "<the same SQL>"
+        yield (f"RunSQL({sql[:60]!r}) has no reverse_sql",
+               f"migrations.RunSQL({given}, reverse_sql=migrations.RunSQL.noop)")
     else:
-        yield f"{type(operation).__name__} is not reversible"
+        yield f"{type(operation).__name__} is not reversible", ""
 
 
 def migration_file(migration: Migration) -> str | None:

@@ -3,10 +3,16 @@
 Before Django starts, every entry in ``DATABASES`` is pointed at a database name of ours that does
 not exist yet, so nothing that runs during start-up can reach the project's own databases. Once a
 server is provided, :func:`point_databases` fills in where that name lives.
+
+When Django is already running (the ``migration_guard`` management command), :func:`load`
+adopts it instead: every entry is pointed at that name at once, the connections the project's
+start-up may have opened are closed and thrown away, and :func:`release` puts the entries back
+when the run is over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -72,8 +78,21 @@ def _where(exc: BaseException, within: Path | None = None) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}"
 
 
+def django_started() -> bool:
+    """Whether Django is already set up in this process (a management command runs us)."""
+    if "django.apps" not in sys.modules:
+        return False
+    from django.apps import apps
+
+    return apps.ready
+
+
 def load(options: CheckOptions, placeholder_name: str) -> Project:
-    """Import the settings and start Django with every database pointed at ``placeholder_name``."""
+    """Import the settings and start Django with every database pointed at ``placeholder_name``.
+
+    When Django is already running, adopt it instead (see :func:`adopt`)."""
+    if django_started():
+        return adopt(options, placeholder_name)
     module, origin = settings_module(options)
     directory = str(options.project_dir)
     if directory not in sys.path:
@@ -97,19 +116,7 @@ def load(options: CheckOptions, placeholder_name: str) -> Project:
             f"{type(exc).__name__}: {exc}" + (f" at {where}" if where else "") + ". "
             "Fix it so that `python manage.py check` works, or pass --settings."
         ) from exc
-    default = databases.get("default") if isinstance(databases, dict) else None
-    if not default:
-        raise FatalError(
-            f"{module}: DATABASES has no 'default' entry; migration-guard migrates the default "
-            "database's engine on a server of its own."
-        )
-    engine = str(default.get("ENGINE", ""))
-    if not any(word in engine for word in POSTGRES_ENGINES):
-        raise FatalError(
-            f"{module}: DATABASES['default']['ENGINE'] is {engine!r}. migration-guard tests "
-            "migrations on PostgreSQL only; use django.db.backends.postgresql (or a "
-            "PostgreSQL-based engine such as PostGIS)."
-        )
+    default = _postgres_default(module, databases)
     snapshot = dict(default)
     for alias, entry in databases.items():
         _original_options[alias] = dict(entry.get("OPTIONS") or {})
@@ -129,6 +136,99 @@ def load(options: CheckOptions, placeholder_name: str) -> Project:
         settings_origin=origin,
         default_database=snapshot,
     )
+
+
+def _postgres_default(module: str, databases: object) -> dict[str, Any]:
+    """``DATABASES['default']``, checked to be there and to be PostgreSQL."""
+    default = databases.get("default") if isinstance(databases, dict) else None
+    if not default or not isinstance(default, dict):
+        raise FatalError(
+            f"{module}: DATABASES has no 'default' entry; migration-guard migrates the default "
+            "database's engine on a server of its own."
+        )
+    engine = str(default.get("ENGINE", ""))
+    if not any(word in engine for word in POSTGRES_ENGINES):
+        raise FatalError(
+            f"{module}: DATABASES['default']['ENGINE'] is {engine!r}. migration-guard tests "
+            "migrations on PostgreSQL only; use django.db.backends.postgresql (or a "
+            "PostgreSQL-based engine such as PostGIS)."
+        )
+    return default
+
+
+_adopted: dict[str, dict[str, Any]] = {}
+"""When Django was already running: each ``DATABASES`` entry as it was before :func:`adopt`
+pointed it at our database, for :func:`release` to put back."""
+
+
+def adopt(options: CheckOptions, placeholder_name: str) -> Project:
+    """Take over the Django that already runs in this process, without touching its databases.
+
+    Django's connections share the ``DATABASES`` dicts, so pointing each entry at
+    ``placeholder_name`` in place redirects every later connection at once; a connection that
+    the project's start-up already opened is closed and its wrapper thrown away (it may hold
+    facts about the project's server, such as its version), so the next one is made afresh.
+    """
+    from django.conf import settings
+    from django.db import connections
+
+    module = settings.SETTINGS_MODULE or "settings.configure()"
+    if options.settings and options.settings != module:
+        raise FatalError(
+            f"Django is already running with the settings {module}, not {options.settings}: "
+            "one process runs one project. Drop --settings, or run `migration-guard check` "
+            "from a shell."
+        )
+    databases = settings.DATABASES
+    # Django fills in its defaults (ATOMIC_REQUESTS, CONN_MAX_AGE, ...) the first time its
+    # connections are used; have that done now, so that what release() puts back has them.
+    with contextlib.suppress(Exception):  # a broken DATABASES is reported just below
+        list(connections)
+    if not _adopted:
+        # Copies deep enough that nothing we do later reaches them (we replace, never edit,
+        # the nested dicts).
+        for alias, entry in databases.items():
+            _adopted[alias] = {
+                key: dict(value) if isinstance(value, dict) else value
+                for key, value in entry.items()
+            }
+    default = _postgres_default(module, _adopted)
+    for alias, entry in databases.items():
+        original = _adopted.get(alias, entry)
+        _original_options[alias] = dict(original.get("OPTIONS") or {})
+        _point(entry, alias, placeholder_name)
+    _drop_connections()
+    return Project(
+        directory=options.project_dir,
+        settings_module=module,
+        settings_origin="the running Django",
+        default_database=dict(default),
+    )
+
+
+def release() -> None:
+    """After a run in an adopted Django: close our connections and put every ``DATABASES``
+    entry back as the project's settings had it."""
+    if not _adopted:
+        return
+    from django.conf import settings
+
+    _drop_connections()
+    for alias, entry in settings.DATABASES.items():
+        if alias in _adopted:
+            entry.clear()
+            entry.update(_adopted[alias])
+    _adopted.clear()
+    _original_options.clear()
+
+
+def _drop_connections() -> None:
+    """Close this thread's open connections and forget their wrappers."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+        del connections[connection.alias]
 
 
 def _point(entry: dict[str, Any], alias: str, name: str) -> None:

@@ -1,18 +1,23 @@
-"""What a person or a CI job reads: progress lines as the run goes, then a text or JSON report.
+"""What a person or a CI job reads: progress lines as the run goes, then the reports.
 
-Progress goes to stderr as it happens; the report goes to stdout (or ``--output``), so that
-``--format json`` leaves stdout holding exactly one JSON object.
+Progress goes to stderr as it happens. The reports (text, JSON, JUnit XML in :mod:`guard.junit`)
+go each to its file or, one of them, to stdout, so that ``--format json`` leaves stdout holding
+exactly one JSON object. Under GitHub Actions, :mod:`guard.github` adds workflow annotations and
+the job's step summary.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from guard.checks import CheckResult
+from guard.errors import FatalError
 from guard.execution import Outcome
 from guard.planning import Irreversible
 from guard.types import MigrationKey, Selected, StepResult, label
@@ -27,6 +32,9 @@ class Report:
     database: dict[str, str] = field(default_factory=dict)
     selected: list[Selected] = field(default_factory=list)
     files: dict[MigrationKey, str] = field(default_factory=dict)
+    """Each migration's file as shown (in the repository, for an exported commit)."""
+    sources: dict[MigrationKey, str] = field(default_factory=dict)
+    """Each migration's file as it is on disk now, to read it."""
     ignored: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     irreversible: list[tuple[Irreversible, bool]] = field(default_factory=list)
@@ -52,10 +60,13 @@ class Report:
             and all(accepted for _, accepted in self.irreversible)
         )
 
+    def refused(self, key: MigrationKey) -> list[Irreversible]:
+        """The irreversible operations of ``key`` that the config does not accept."""
+        return [i for i, ok in self.irreversible if i.migration == key and not ok]
+
     def migration_passed(self, key: MigrationKey) -> bool:
         steps = self.outcome.steps.get(key, [])
-        refused = any(i.migration == key and not ok for i, ok in self.irreversible)
-        return bool(steps) and not refused and all(s.ok is not False for s in steps)
+        return bool(steps) and not self.refused(key) and all(s.ok is not False for s in steps)
 
 
 class Progress:
@@ -106,6 +117,27 @@ def describe_reason(item: Selected, last: int) -> str:
     return "depends on " + ", ".join(label(k) for k in item.because_of)
 
 
+def irreversible_hint(irreversible: Irreversible) -> str:
+    """How to fix an irreversible operation, with the operation's own names filled in."""
+    accept = (f'or accept it with allow_irreversible = ["{label(irreversible.migration)}"] in '
+              "[tool.migration-guard].")
+    if not irreversible.fix:
+        return f"Give it a reverse that undoes it, {accept}"
+    return (
+        f"If doing nothing on rollback is right, use `{irreversible.fix}`; else give it a "
+        f"reverse that undoes it, {accept}"
+    )
+
+
+def details(step: StepResult) -> list[str]:
+    """What a failed step's report says under its error: differences, undo SQL, hint."""
+    lines = [f"- {d}" for d in step.schema_diff]
+    lines += [f"undo: {sql}" for sql in step.undo_sql]
+    if step.hint:
+        lines.append(f"hint: {step.hint}")
+    return lines
+
+
 def write_text(report: Report, out: TextIO) -> None:
     lines: list[str] = []
     for irreversible, accepted in report.irreversible:
@@ -116,18 +148,14 @@ def write_text(report: Report, out: TextIO) -> None:
             lines += [
                 f"FAILED {label(key)}: {irreversible.describe()}",
                 f"  file: {report.files.get(key, '?')}",
-                "  hint: give it a reverse (reverse_code=migrations.RunPython.noop if doing "
-                "nothing on rollback is right, reverse_sql for RunSQL), or accept it with "
-                f'allow_irreversible = ["{label(key)}"] in [tool.migration-guard].',
+                f"  hint: {irreversible_hint(irreversible)}",
             ]
     if report.outcome.base_error:
         lines.append(f"FAILED base: {report.outcome.base_error}")
     for key, step in report.failures():
         lines.append(f"FAILED {label(key)}: {step.step}: {step.error}")
         lines.append(f"  file: {report.files.get(key, '?')}")
-        lines += [f"  - {d}" for d in step.schema_diff]
-        if step.hint:
-            lines.append(f"  hint: {step.hint}")
+        lines += [f"  {line}" for line in details(step)]
     for check in report.checks:
         for error in check.errors:
             lines.append(f"FAILED {check.name}: {error}")
@@ -154,14 +182,25 @@ def summary_line(report: Report) -> str:
     )
 
 
-def _step_json(step: StepResult) -> dict[str, Any]:
+def step_hint(report: Report, key: MigrationKey, step: StepResult) -> str:
+    """The step's hint; for the skipped backward step of a refused irreversible migration, how
+    to make it reversible."""
+    if step.hint or step.step != "backward" or step.ok is not None:
+        return step.hint
+    return " ".join(irreversible_hint(i) for i in report.refused(key))
+
+
+def _step_json(report: Report, key: MigrationKey, step: StepResult) -> dict[str, Any]:
     data: dict[str, Any] = {"step": step.step, "ok": step.ok, "seconds": round(step.seconds, 4)}
     if step.error:
         data["error"] = step.error
-    if step.hint:
-        data["hint"] = step.hint
+    hint = step_hint(report, key, step)
+    if hint:
+        data["hint"] = hint
     if step.schema_diff:
         data["schema_diff"] = step.schema_diff
+    if step.undo_sql:
+        data["undo_sql"] = step.undo_sql
     if step.warnings:
         data["warnings"] = step.warnings
     return data
@@ -199,7 +238,8 @@ def as_json(report: Report) -> dict[str, Any]:
                 "migration": label(s.migration),
                 "file": report.files.get(s.migration),
                 "passed": report.migration_passed(s.migration),
-                "steps": [_step_json(step) for step in report.outcome.steps.get(s.migration, [])],
+                "steps": [_step_json(report, s.migration, step)
+                          for step in report.outcome.steps.get(s.migration, [])],
             }
             for s in report.selected
         ],
@@ -211,20 +251,55 @@ def as_json(report: Report) -> dict[str, Any]:
     }
 
 
-def write(report: Report, fmt: str, output: Path | None, stdout: TextIO) -> None:
-    def emit(out: TextIO) -> None:
-        if fmt == "json":
-            json.dump(as_json(report), out, indent=2)
-            out.write("\n")
-        else:
-            write_text(report, out)
+def render(report: Report, fmt: str) -> str:
+    """One report in ``fmt`` (text, json, junit), as the text of a file."""
+    if fmt == "json":
+        return json.dumps(as_json(report), indent=2) + "\n"
+    if fmt == "junit":
+        from guard.junit import as_junit
 
-    if output is None:
-        emit(stdout)
-        return
-    with open(output, "w", encoding="utf-8") as out:
-        emit(out)
-    if fmt != "text":
+        return as_junit(report)
+    text = io.StringIO()
+    write_text(report, text)
+    return text.getvalue()
+
+
+def write(
+    report: Report,
+    formats: Sequence[tuple[str, str | None]],
+    stdout: TextIO,
+    *,
+    github: bool = False,
+    environ: Mapping[str, str] | None = None,
+    stderr: TextIO | None = None,
+) -> None:
+    """Write each report to its file or stdout; with nothing on stdout, the summary line goes
+    there. Under GitHub Actions (``GITHUB_ACTIONS=true``, unless ``github`` is off) also the
+    workflow annotations (on stdout, or on stderr when stdout holds JSON or XML) and the step
+    summary."""
+    stderr = stderr or sys.stderr
+    on_stdout = ""
+    for fmt, file in formats:
+        if file is None:
+            on_stdout = fmt
+            stdout.write(render(report, fmt))
+            continue
+        try:
+            Path(file).parent.mkdir(parents=True, exist_ok=True)
+            with open(file, "w", encoding="utf-8") as out:
+                out.write(render(report, fmt))
+        except OSError as exc:
+            raise FatalError(f"Cannot write the {fmt} report to {file}: {exc}.") from exc
+    if not on_stdout:
         stdout.write(summary_line(report) + "\n")
+    environ = environ if environ is not None else {}
+    if github and environ.get("GITHUB_ACTIONS") == "true":
+        from guard import github as gh
+
+        annotations = stdout if on_stdout in ("", "text") else stderr
+        for line in gh.error_lines(report, environ):
+            annotations.write(line + "\n")
+        annotations.flush()
+        gh.append_summary(report, environ, warn=stderr)
 
 

@@ -3,8 +3,10 @@
 This module owns what "the same schema" means. :func:`snapshot` reads the catalog with one
 query that returns JSON (one round trip, a few milliseconds) and turns it into a plain
 :data:`Schema`: ``kind -> identity -> definition``. :func:`diff` compares two snapshots into
-human-readable differences, plus warnings for changes that do not matter to the application:
-a constraint or index that only has another name, columns in another order.
+human-readable differences (and the same as structured :class:`DiffItem` objects, from which
+:mod:`guard.undo` writes the SQL that would undo them), plus warnings for changes that do not
+matter to the application: a constraint or index that only has another name, columns in another
+order.
 
 Covered, in every schema but ``pg_catalog``, ``information_schema``, ``pg_toast*`` and
 ``pg_temp*``: schemas, tables (columns, comments, partitioning), constraints, indexes, sequences
@@ -20,8 +22,8 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 Schema = dict[str, dict[str, Any]]
 """``kind -> identity -> definition``; JSON-serialisable."""
@@ -251,12 +253,31 @@ def _build(catalog: dict[str, Any]) -> Schema:
 
 
 @dataclass(frozen=True)
+class DiffItem:
+    """One difference, structured: what :mod:`guard.undo` turns into the SQL that undoes it."""
+
+    kind: str
+    """``table``, ``column``, ``constraint``, ``index``, ``sequence``, ``view``, ..."""
+    object: str
+    """The identity in the snapshot: ``"t"``, ``"t"."c"``, ``"t" <index definition>``, ..."""
+    what: Literal["missing", "unexpected", "changed"]
+    definition: Any
+    """The expected definition (missing, changed), or the one found (unexpected)."""
+    field: str = ""
+    """For ``changed``: which field differs (empty for a definition that is not a dict)."""
+    found: Any = None
+    """For ``changed``: the value found instead of ``definition[field]``."""
+
+
+@dataclass(frozen=True)
 class SchemaDiff:
     """What differs between two snapshots; true when there is a real difference."""
 
     differences: tuple[str, ...]
     warnings: tuple[str, ...]
     """Changes that do not change behaviour: only a name, only the order of columns."""
+    items: tuple[DiffItem, ...] = field(default=(), compare=False)
+    """The differences again, structured, in the same order of kinds and identities."""
 
     def __bool__(self) -> bool:
         return bool(self.differences)
@@ -273,25 +294,30 @@ def diff(expected: Schema, actual: Schema) -> SchemaDiff:
     """
     differences: list[str] = []
     warnings: list[str] = []
+    items: list[DiffItem] = []
     for kind in sorted(expected.keys() | actual.keys()):
         before, after = expected.get(kind, {}), actual.get(kind, {})
         for identity in sorted(before.keys() | after.keys()):
             if identity not in after:
                 differences.append(f"{kind} {_label(kind, identity, before[identity])}: missing")
+                items.append(DiffItem(kind, identity, "missing", before[identity]))
                 continue
             if identity not in before:
                 differences.append(f"{kind} {_label(kind, identity, after[identity])}: unexpected")
+                items.append(DiffItem(kind, identity, "unexpected", after[identity]))
                 continue
             old, new = before[identity], after[identity]
             label = _label(kind, identity, old)
             if not (isinstance(old, dict) and isinstance(new, dict)):
                 if old != new:
                     differences.append(f"{kind} {label}: changed: {_change(old, new)}")
+                    items.append(DiffItem(kind, identity, "changed", old, found=new))
                 continue
-            for field in sorted(old.keys() | new.keys()):
-                if field not in _NOT_COMPARED and old.get(field) != new.get(field):
-                    change = _change(old.get(field), new.get(field))
-                    differences.append(f"{kind} {label}: changed: {field}: {change}")
+            for name in sorted(old.keys() | new.keys()):
+                if name not in _NOT_COMPARED and old.get(name) != new.get(name):
+                    change = _change(old.get(name), new.get(name))
+                    differences.append(f"{kind} {label}: changed: {name}: {change}")
+                    items.append(DiffItem(kind, identity, "changed", old, name, new.get(name)))
             old_names, new_names = old.get("names", []), new.get("names", [])
             if old_names != new_names:
                 line = f"{kind} {label}: changed: names: {_change(old_names, new_names)}"
@@ -299,8 +325,9 @@ def diff(expected: Schema, actual: Schema) -> SchemaDiff:
                     warnings.append(line.replace(": changed: names:", ": only the name differs:"))
                 else:
                     differences.append(line)
+                    items.append(DiffItem(kind, identity, "changed", old, "names", new_names))
     warnings.extend(_column_order(expected.get("column", {}), actual.get("column", {})))
-    return SchemaDiff(tuple(sorted(differences)), tuple(sorted(warnings)))
+    return SchemaDiff(tuple(sorted(differences)), tuple(sorted(warnings)), tuple(items))
 
 
 def _label(kind: str, identity: str, definition: Any) -> str:

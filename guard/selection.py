@@ -138,6 +138,8 @@ def project_app_labels() -> list[str]:
         where = os.path.realpath(config.path)
         if where == django_dir or where.startswith(django_dir + os.sep):
             continue
+        if config.name.startswith("guard."):  # our own management-command app
+            continue
         if any(where == p or where.startswith(p + os.sep) for p in installed):
             continue
         labels.append(config.label)

@@ -10,6 +10,7 @@ MigrationKey = tuple[str, str]
 
 Reason = Literal["changed", "dependent", "last-N"]
 Step = Literal["forward", "backward", "forward-again"]
+STEPS: tuple[Step, ...] = ("forward", "backward", "forward-again")
 
 
 def label(key: MigrationKey) -> str:
@@ -35,3 +36,5 @@ class StepResult:
     schema_diff: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     hint: str = ""
+    undo_sql: list[str] = field(default_factory=list)
+    """For a reverse that leaves the schema different: SQL that would undo the difference."""

@@ -63,7 +63,9 @@ def _database_activity(server: Server) -> dict[str, tuple[int, ...]]:
     conn = database.connect_maintenance(server)
     try:
         cur = conn.cursor()
-        cur.execute("SELECT pg_stat_force_next_flush()")
+        cur.execute("SELECT current_setting('server_version_num')::int")
+        if cur.fetchone()[0] >= 150000:  # older servers flush their statistics by themselves
+            cur.execute("SELECT pg_stat_force_next_flush()")
         cur.execute(
             "SELECT datname, xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted"
             " FROM pg_stat_database WHERE datname IS NOT NULL"

@@ -1,0 +1,1 @@
+"""Integrations of migration-guard with other tools."""

@@ -1,0 +1,168 @@
+"""Under GitHub Actions: an ``::error`` workflow annotation per failure, shown on the pull
+request's diff at the migration's line, and a Markdown table in the job's step summary.
+
+The line of a failure is the line of the operation at fault when it is known (an irreversible
+operation's index), else the line of ``class Migration``; both are found by parsing the file
+with :mod:`ast`, never by importing it.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TextIO
+
+from guard.reporting import Report, details, irreversible_hint, summary_line
+from guard.types import STEPS, MigrationKey, label
+
+
+def operation_lines(path: str) -> tuple[int | None, list[int]]:
+    """(the line of ``class Migration``, the line of each entry of its ``operations`` list);
+    (None, []) when the file cannot be read or has no such class."""
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return None, []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Migration":
+            for statement in node.body:
+                value = _operations(statement)
+                if isinstance(value, (ast.List, ast.Tuple)):
+                    return node.lineno, [element.lineno for element in value.elts]
+            return node.lineno, []
+    return None, []
+
+
+def _operations(statement: ast.stmt) -> ast.expr | None:
+    """The value of ``operations = ...`` (or ``operations: list = ...``), else None."""
+    if isinstance(statement, ast.Assign):
+        targets = statement.targets
+    elif isinstance(statement, ast.AnnAssign):
+        targets = [statement.target]
+    else:
+        return None
+    if any(isinstance(t, ast.Name) and t.id == "operations" for t in targets):
+        return statement.value
+    return None
+
+
+def escape_data(text: str) -> str:
+    """A workflow command's message, escaped as the runner unescapes it."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """A workflow command's property value (``file=``, ``title=``): also ``:`` and ``,``."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def error(message: str, *, title: str, file: str | None = None, line: int | None = None) -> str:
+    """One ``::error`` workflow command."""
+    properties = []
+    if file:
+        properties.append(f"file={escape_property(file)}")
+        if line:
+            properties.append(f"line={line}")
+    properties.append(f"title={escape_property(title)}")
+    return f"::error {','.join(properties)}::{escape_data(message)}"
+
+
+def relative(path: str, environ: Mapping[str, str]) -> str:
+    """``path`` relative to ``GITHUB_WORKSPACE`` (else the current folder), as GitHub wants it;
+    unchanged when it lies outside."""
+    root = Path(environ.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return path
+
+
+def error_lines(report: Report, environ: Mapping[str, str]) -> Iterator[str]:
+    """One ``::error`` line per failure: refused irreversible operations, failed steps, the
+    base, failed checks."""
+    parsed: dict[MigrationKey, tuple[int | None, list[int]]] = {}
+
+    def where(key: MigrationKey, index: int | None = None) -> tuple[str | None, int | None]:
+        shown = report.files.get(key)
+        if shown is None:
+            return None, None
+        if key not in parsed:
+            parsed[key] = operation_lines(report.sources.get(key, shown))
+        class_line, lines = parsed[key]
+        if index is not None and index < len(lines):
+            return relative(shown, environ), lines[index]
+        return relative(shown, environ), class_line
+
+    for irreversible, accepted in report.irreversible:
+        if not accepted:
+            key = irreversible.migration
+            file, line = where(key, irreversible.index)
+            yield error(f"{irreversible.describe()}\n{irreversible_hint(irreversible)}",
+                        title=f"migration-guard: {label(key)} irreversible", file=file,
+                        line=line)
+    if report.outcome.base_error:
+        yield error(report.outcome.base_error, title="migration-guard: base")
+    for key, step in report.failures():
+        file, line = where(key)
+        yield error("\n".join([step.error, *details(step)]),
+                    title=f"migration-guard: {label(key)} {step.step}", file=file, line=line)
+    for check in report.checks:
+        if not check.ok:
+            message = "\n".join([*check.errors, *([check.hint] if check.hint else [])])
+            yield error(message, title=f"migration-guard: {check.name}")
+
+
+_STATUS = {True: "✅ ok", False: "❌ failed", None: "⏭️ skipped"}
+
+
+def _cell(text: str) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+def summary(report: Report) -> str:
+    """The step summary: a table of migrations and steps, the checks, the summary line."""
+    verdict = "passed" if report.passed else "FAILED"
+    lines = [f"### migration-guard {verdict}", ""]
+    if report.outcome.base_error:
+        lines += [f"**base failed**: {_cell(report.outcome.base_error)}", ""]
+    if report.selected:
+        lines += ["| migration | forward | backward | forward again | notes |",
+                  "| --- | --- | --- | --- | --- |"]
+        for item in report.selected:
+            key = item.migration
+            steps = {s.step: s for s in report.outcome.steps.get(key, [])}
+            cells = [_STATUS[steps[name].ok] if name in steps else "–" for name in STEPS]
+            notes = [f"{s.step}: {s.error}" for s in steps.values() if s.ok is False]
+            notes += [f"{'accepted' if ok else 'irreversible'}: operation {i.index + 1}, "
+                      f"{i.operation}" for i, ok in report.irreversible if i.migration == key]
+            notes += [f"undo: `{sql}`" for s in steps.values() for sql in s.undo_sql]
+            lines.append(f"| `{label(key)}` | " + " | ".join(cells) + " | "
+                         + "<br>".join(_cell(n) for n in notes) + " |")
+        lines.append("")
+    else:
+        lines += ["No migration selected.", ""]
+    if report.checks:
+        lines += ["| check | result | notes |", "| --- | --- | --- |"]
+        for check in report.checks:
+            notes = check.errors + ([check.hint] if check.hint and not check.ok else [])
+            lines.append(f"| {_cell(check.name)} | {_STATUS[check.ok]} | "
+                         + "<br>".join(_cell(n) for n in notes) + " |")
+        lines.append("")
+    lines += [summary_line(report), ""]
+    return "\n".join(lines)
+
+
+def append_summary(report: Report, environ: Mapping[str, str], *, warn: TextIO) -> None:
+    """Append :func:`summary` to the file ``GITHUB_STEP_SUMMARY`` names, if it names one."""
+    path = environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(summary(report) + "\n")
+    except OSError as exc:
+        print(f"migration-guard: warning: cannot write the step summary to {path}: {exc}",
+              file=warn)
