@@ -6,10 +6,12 @@ This is the Django side of the tool: it runs in the project's own interpreter an
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from guard import cache, checks, database, planning, project, reporting, selection
@@ -89,11 +91,17 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
             report.sources[key] = filename
     progress.selection(report)
 
+    # Known failures a team accepts: in config, or marked in the migration file.
+    report.accepted = _accepted(plan.order, report, options)
+    progress.accepted = set(report.accepted)
+    for key, why in report.accepted.items():
+        progress.line(f"accepted: {label(key)} ({why}): its failures are reported, not counted")
+
     # Found before any database work: operations that cannot be reversed.
     cannot_reverse: set[MigrationKey] = set()
     for key in plan.order:
         for found in planning.irreversible_operations(key, graph.nodes[key]):
-            accepted = label(key) in options.allow_irreversible
+            accepted = label(key) in options.allow_irreversible or key in report.accepted
             report.irreversible.append((found, accepted))
             cannot_reverse.add(key)
             progress.line(
@@ -264,3 +272,28 @@ def _django_errors() -> tuple[type[BaseException], ...]:
     from django.db import utils
 
     return (utils.OperationalError, utils.InterfaceError)
+
+
+_MARKER = re.compile(r"^[ \t]*#[ \t]*migration-guard:[ \t]*accept\b[ \t:]*(.*)$", re.MULTILINE)
+
+
+def _accepted(
+    order: Sequence[MigrationKey], report: reporting.Report, options: CheckOptions
+) -> dict[MigrationKey, str]:
+    """Selected migrations whose failures are accepted, with the reason: ``accept`` in the
+    config, or a ``# migration-guard: accept <reason>`` comment in the migration file."""
+    configured = dict(options.accept)
+    found: dict[MigrationKey, str] = {}
+    for key in order:
+        if label(key) in configured:
+            found[key] = configured[label(key)] or "accept in [tool.migration-guard]"
+            continue
+        source = report.sources.get(key) or report.files.get(key)
+        try:
+            text = Path(source).read_text(encoding="utf-8") if source else ""
+        except (OSError, UnicodeDecodeError):
+            continue
+        match = _MARKER.search(text)
+        if match:
+            found[key] = match.group(1).strip() or "marked in the migration file"
+    return found

@@ -21,7 +21,7 @@ DEFAULT_LAST = 5
 
 KNOWN_KEYS = {
     "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
-    "semantic_diff", "cache_size", "lock_timeout", "statement_timeout", "pg_bindir",
+    "semantic_diff", "cache_size", "lock_timeout", "statement_timeout", "accept", "pg_bindir",
 }
 
 
@@ -43,6 +43,8 @@ class CheckOptions:
     """Under GitHub Actions: workflow annotations and the job's step summary (``--no-github``)."""
     verbose: bool = False
     allow_irreversible: frozenset[str] = field(default_factory=frozenset)
+    accept: tuple[tuple[str, str], ...] = ()
+    """Migrations whose known failures are accepted: ("app.name", why)."""
     docker_image: str = "postgres:15"
     pg_bindir: str | None = None
     """``pg_bindir`` from the config: the only folder of PostgreSQL binaries ``local`` uses."""
@@ -142,6 +144,17 @@ def read_config(project_dir: Path) -> dict[str, Any]:
         )
     if "semantic_diff" in table and not isinstance(table["semantic_diff"], bool):
         raise FatalError(f"{path}: [tool.migration-guard] semantic_diff must be true or false.")
+    accepted = table.get("accept", {})
+    if isinstance(accepted, list):
+        accepted = dict.fromkeys(accepted, "")
+    if not isinstance(accepted, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in accepted.items()
+    ):
+        raise FatalError(
+            f'{path}: accept must be a list of "app_label.migration_name" strings, or a table '
+            'of them with the reason: accept = {"app.0003_name" = "why it is accepted"}.'
+        )
+    table["accept"] = accepted
     allowed = table.get("allow_irreversible", [])
     if not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed):
         raise FatalError(
@@ -279,6 +292,7 @@ def build_options(
         github=github,
         verbose=verbose,
         allow_irreversible=frozenset(config.get("allow_irreversible", [])),
+        accept=tuple(sorted(config.get("accept", {}).items())),
         docker_image=config.get("docker_image", "postgres:15"),
         cache_size=max(0, int(config.get("cache_size", 5))),
         lock_timeout=config.get("lock_timeout", "10s"),
@@ -327,6 +341,7 @@ def from_json(text: str) -> CheckOptions:
     data["notes"] = tuple(data.get("notes", ()))
     data["formats"] = tuple((fmt, file) for fmt, file in data.get("formats", [("text", None)]))
     data["allow_irreversible"] = frozenset(data.get("allow_irreversible", ()))
+    data["accept"] = tuple(tuple(pair) for pair in data.get("accept", ()))
     if data.get("shown_root") is not None:
         data["shown_root"] = tuple(data["shown_root"])
     return CheckOptions(**data)

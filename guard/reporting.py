@@ -39,16 +39,27 @@ class Report:
     notes: list[str] = field(default_factory=list)
     irreversible: list[tuple[Irreversible, bool]] = field(default_factory=list)
     """Each irreversible operation, and whether config accepts it."""
+    accepted: dict[MigrationKey, str] = field(default_factory=dict)
+    """Migrations whose failures are accepted (config or marker comment), with why."""
     checks: list[CheckResult] = field(default_factory=list)
     outcome: Outcome = field(default_factory=Outcome)
     seconds: float = 0.0
 
     def failures(self) -> list[tuple[MigrationKey, StepResult]]:
+        """Failed steps that count: not those of accepted migrations."""
         return [
             (key, step)
             for key, steps in self.outcome.steps.items()
             for step in steps
-            if step.ok is False
+            if step.ok is False and key not in self.accepted
+        ]
+
+    def accepted_failures(self) -> list[tuple[MigrationKey, StepResult]]:
+        return [
+            (key, step)
+            for key, steps in self.outcome.steps.items()
+            for step in steps
+            if step.ok is False and key in self.accepted
         ]
 
     @property
@@ -65,6 +76,8 @@ class Report:
         return [i for i, ok in self.irreversible if i.migration == key and not ok]
 
     def migration_passed(self, key: MigrationKey) -> bool:
+        if key in self.accepted:
+            return False
         steps = self.outcome.steps.get(key, [])
         return bool(steps) and not self.refused(key) and all(s.ok is not False for s in steps)
 
@@ -75,6 +88,7 @@ class Progress:
     def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.verbose = verbose
+        self.accepted: set[MigrationKey] = set()
 
     def line(self, text: str = "") -> None:
         print(text, file=self.stream, flush=True)
@@ -99,6 +113,8 @@ class Progress:
 
     def step(self, key: MigrationKey, result: StepResult) -> None:
         status = {True: "ok", False: "FAILED", None: "skipped"}[result.ok]
+        if result.ok is False and key in self.accepted:
+            status = "accepted"
         self.line(
             f"  {result.step:<13} {label(key):<40} {status:<7} {result.seconds:6.2f}s"
         )
@@ -152,6 +168,9 @@ def write_text(report: Report, out: TextIO) -> None:
             ]
     if report.outcome.base_error:
         lines.append(f"FAILED base: {report.outcome.base_error}")
+    for key, step in report.accepted_failures():
+        lines.append(f"skipped (accepted: {report.accepted[key]}) {label(key)}: "
+                     f"{step.step}: {step.error}")
     for key, step in report.failures():
         lines.append(f"FAILED {label(key)}: {step.step}: {step.error}")
         lines.append(f"  file: {report.files.get(key, '?')}")
@@ -171,7 +190,10 @@ def summary_line(report: Report) -> str:
     count = len(report.selected)
     failed = [s.migration for s in report.selected if not report.migration_passed(s.migration)]
     checks_failed = [c.name for c in report.checks if not c.ok]
+    accepted = [s.migration for s in report.selected if s.migration in report.accepted]
     parts = [f"{count - len(failed)} of {count} migration(s) passed"]
+    if accepted:
+        parts[0] += f", {len(accepted)} accepted"
     if checks_failed:
         parts.append("failed checks: " + ", ".join(checks_failed))
     verdict = "passed" if report.passed else "FAILED"
@@ -238,6 +260,8 @@ def as_json(report: Report) -> dict[str, Any]:
                 "migration": label(s.migration),
                 "file": report.files.get(s.migration),
                 "passed": report.migration_passed(s.migration),
+                **({"accepted": report.accepted[s.migration]}
+                   if s.migration in report.accepted else {}),
                 "steps": [_step_json(report, s.migration, step)
                           for step in report.outcome.steps.get(s.migration, [])],
             }
