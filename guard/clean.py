@@ -49,8 +49,8 @@ def clean(options: CheckOptions) -> int:
         print(f"migration-guard: {server.describe()} ({how}): dropped {len(dropped)} "
               f"database(s){': ' + ', '.join(dropped) if dropped else ''}")
     if spec in ("auto", "local"):
-        from guard import cluster
+        from guard import warm
 
-        for folder in cluster.remove_warm_clusters():
+        for folder in warm.remove_warm_clusters():
             print(f"migration-guard: removed the local cluster {folder}")
     return 0

@@ -391,7 +391,7 @@ def provide(
     """The server for ``--db spec``; whatever this starts is stopped when the block ends.
 
     The ``local`` provider uses the warm cluster kept in the cache folder
-    (:class:`guard.cluster.WarmCluster`: its databases outlive the run, the server does not,
+    (:class:`guard.warm.WarmCluster`: its databases outlive the run, the server does not,
     unless another run still uses it); with ``warm=False``, a throwaway cluster in a new folder
     under ``scratch_dir`` (default: the temporary folder) instead, removed afterwards.
     ``bindir`` (the ``pg_bindir`` setting) is the only folder of PostgreSQL binaries it then
@@ -437,10 +437,11 @@ def provide(
                 )
                 return
             skipped.append(f"the settings' server {settings_server.describe()}: {why_not}")
-    from guard import cluster, container
+    from guard import binaries, cluster, container
+    from guard import warm as warm_clusters
 
     if spec in ("auto", "local"):
-        found = cluster.find_binaries(bindir) if bindir is not None else cluster.find_binaries()
+        found = binaries.find_binaries(bindir) if bindir is not None else binaries.find_binaries()
         if bindir is not None and found is None:
             raise FatalError(
                 f"--db {spec}: pg_bindir = {bindir!r} in [tool.migration-guard], but {bindir} "
@@ -448,8 +449,8 @@ def provide(
                 "Point pg_bindir at the bin folder of a PostgreSQL installation (e.g. "
                 "/usr/lib/postgresql/15/bin), or remove it to let migration-guard search."
             )
-        if found is not None and warm and cluster.warm_supported():
-            with cluster.WarmCluster(bindir=found) as kept:
+        if found is not None and warm and warm_clusters.warm_supported():
+            with warm_clusters.WarmCluster(bindir=found) as kept:
                 why = f"local cluster from {found} in {kept.data_dir} ({kept.state})"
                 if skipped:
                     why += f" ({'; '.join(skipped)})"

@@ -183,8 +183,8 @@ def _private_cache_dir() -> Iterator[None]:
     try:
         yield
     finally:
-        from guard import cluster
+        from guard import warm
 
-        cluster.remove_warm_clusters(folder)
+        warm.remove_warm_clusters(folder)
         del os.environ["MIGRATION_GUARD_CACHE_DIR"]
         shutil.rmtree(folder, ignore_errors=True)

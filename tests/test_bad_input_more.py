@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from guard import database
-from guard.cluster import LocalCluster, find_binaries
+from guard.binaries import find_binaries
+from guard.cluster import LocalCluster
 from guard.errors import FatalError
 from tests.gitproject import commit_all, git, make_repo, migration, setenv
 from tests.guardrun import Run, run_guard, write

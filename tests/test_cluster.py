@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from guard import cluster, database
+from guard import binaries, cluster, database
 from guard.errors import FatalError
 from tests.processes import process_gone, processes_mentioning, processes_using
 
@@ -54,7 +54,7 @@ def uid_of(pid: int) -> int:
 
 def fake_bindir(scratch: Path, postgres_script: str) -> Path:
     """initdb and pg_ctl from the real binaries (symlinks), ``postgres`` a shell script."""
-    real = cluster.find_binaries()
+    real = binaries.find_binaries()
     assert real is not None
     bindir = scratch / "bin"
     bindir.mkdir(mode=0o755)
@@ -70,16 +70,16 @@ def fake_bindir(scratch: Path, postgres_script: str) -> Path:
 
 
 def test_find_binaries_finds_initdb_pg_ctl_and_postgres_together() -> None:
-    found = cluster.find_binaries()
+    found = binaries.find_binaries()
     assert found is not None
     for name in ("initdb", "pg_ctl", "postgres"):
         program = found / name
         assert program.is_file() and os.access(program, os.X_OK), program
-    assert cluster.find_binaries(found) == found
+    assert binaries.find_binaries(found) == found
 
 
 def test_find_binaries_explicit_folder_is_the_only_one_tried(scratch: Path) -> None:
-    assert cluster.find_binaries(scratch) is None
+    assert binaries.find_binaries(scratch) is None
 
 
 def test_find_binaries_counts_a_folder_only_with_all_three(scratch: Path) -> None:
@@ -87,12 +87,12 @@ def test_find_binaries_counts_a_folder_only_with_all_three(scratch: Path) -> Non
         program = scratch / name
         program.write_text("#!/bin/sh\nexit 0\n")
         program.chmod(0o755)
-    assert cluster.find_binaries(candidates=[scratch / "missing", scratch]) is None
+    assert binaries.find_binaries(candidates=[scratch / "missing", scratch]) is None
     postgres = scratch / "postgres"
     postgres.write_text("#!/bin/sh\nexit 0\n")
-    assert cluster.find_binaries(candidates=[scratch]) is None  # not executable
+    assert binaries.find_binaries(candidates=[scratch]) is None  # not executable
     postgres.chmod(0o755)
-    assert cluster.find_binaries(candidates=[scratch / "missing", scratch]) == scratch
+    assert binaries.find_binaries(candidates=[scratch / "missing", scratch]) == scratch
     for name in ("initdb", "pg_ctl", "postgres"):
         (scratch / name).unlink()
 
@@ -195,7 +195,7 @@ def private_installation(private: Path) -> Path:
     Plus symlinks that leave the installation, which the cluster's own copy must resolve: one
     absolute into ``private`` itself, one to the original ``lib``.
     """
-    real = cluster.find_binaries()
+    real = binaries.find_binaries()
     assert real is not None
     install = (real / "postgres").resolve().parent.parent
     copy = private / install.name
@@ -270,7 +270,7 @@ def test_explicit_bindir_without_binaries_names_the_folder(scratch: Path) -> Non
 def test_no_binaries_anywhere_names_where_it_looked(scratch: Path) -> None:
     empty = scratch / "empty"
     empty.mkdir()
-    assert cluster.find_binaries(candidates=[empty]) is None
+    assert binaries.find_binaries(candidates=[empty]) is None
     with pytest.raises(FatalError) as caught:
         cluster.LocalCluster.start(scratch / "pg", search=[empty])
     message = str(caught.value)
@@ -281,7 +281,7 @@ def test_no_binaries_anywhere_names_where_it_looked(scratch: Path) -> None:
 
 
 def test_default_search_message_names_the_usual_folders() -> None:
-    message = str(cluster.missing_binaries_error(None, None))
+    message = str(binaries.missing_binaries_error(None, None))
     assert "/usr/lib/postgresql/*/bin" in message and "pgserver" in message
 
 

@@ -1,4 +1,5 @@
-"""guard.cluster with the PostgreSQL 16 binaries of the optional ``pgserver`` wheel: no mocks.
+"""guard.cluster and guard.binaries with the PostgreSQL 16 binaries of the optional ``pgserver``
+wheel: no mocks.
 
 Skipped where pgserver is not installed (``pip install "migration-guard[embedded]"``). As in
 test_cluster, folders come from tempfile.mkdtemp(), and each test checks that the processes it
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from guard import cluster
+from guard import binaries, cluster
 from guard.database import Server
 from tests.processes import process_gone, processes_using
 from tests.test_cluster import PKGLIBDIR, PLPGSQL, query, root_only, uid_of
@@ -65,20 +66,20 @@ def assert_postgres_16(server: Server) -> None:
 
 
 def test_pgserver_bindir_is_the_wheels_bin_folder() -> None:
-    found = cluster.pgserver_bindir()
+    found = binaries.pgserver_bindir()
     assert found == PACKAGE / "pginstall" / "bin"
-    assert cluster.has_binaries(found)
-    assert list(cluster.default_candidates())[-1] == found  # the last resort
-    assert cluster.find_binaries(found) == found
-    assert cluster.find_binaries(candidates=[found]) == found
-    assert cluster.find_binaries(candidates=[]) is None
+    assert binaries.has_binaries(found)
+    assert list(binaries.default_candidates())[-1] == found  # the last resort
+    assert binaries.find_binaries(found) == found
+    assert binaries.find_binaries(candidates=[found]) == found
+    assert binaries.find_binaries(candidates=[]) is None
 
 
 # --------------------------------------------------------------------------- running them
 
 
 def test_the_wheels_binaries_start_a_cluster(scratch: Path) -> None:
-    found = cluster.pgserver_bindir()
+    found = binaries.pgserver_bindir()
     assert found is not None
     base = scratch / "pg"
     with cluster.LocalCluster.start(base, bindir=found) as local:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from guard import database
-from guard.cluster import CACHE_ENV, find_binaries
+from guard.binaries import find_binaries
 from guard.database import Server
+from guard.warm import CACHE_ENV
 from tests.conftest import REPO
 from tests.guardrun import run_guard
 from tests.processes import processes_using

@@ -1,4 +1,4 @@
-"""guard.cluster.WarmCluster against the real PostgreSQL binaries of this machine: no mocks.
+"""guard.warm.WarmCluster against the real PostgreSQL binaries of this machine: no mocks.
 
 Every test points MIGRATION_GUARD_CACHE_DIR at a folder of its own made with tempfile.mkdtemp()
 and opened to 0755 (pytest's tmp_path is 0700: as root, the server's user could not enter it),
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from guard import cluster, database
+from guard import binaries, database, warm
 from guard.errors import FatalError
 from tests.conftest import REPO
 from tests.processes import process_gone, processes_using
@@ -36,14 +36,14 @@ def cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The cache folder of the test (0755), through MIGRATION_GUARD_CACHE_DIR."""
     folder = Path(tempfile.mkdtemp(prefix="mg-warm-test-"))
     folder.chmod(0o755)
-    monkeypatch.setenv(cluster.CACHE_ENV, str(folder))
+    monkeypatch.setenv(warm.CACHE_ENV, str(folder))
     try:
         yield folder
     finally:
         left = processes_using(folder)
         # A WarmCluster that a failed test left entered refuses: its processes are killed below.
         with contextlib.suppress(FatalError):
-            cluster.remove_warm_clusters(folder)
+            warm.remove_warm_clusters(folder)
         for pid in processes_using(folder):
             os.kill(pid, signal.SIGKILL)
         subprocess.run(["rm", "-rf", str(folder)], check=False)
@@ -73,10 +73,10 @@ def databases(server: database.Server) -> set[str]:
 def run_databases_left(cache: Path) -> list[str]:
     """The ``migration_guard_`` databases other than cached states in the warm cluster of
     ``cache`` (started for the look, and stopped again)."""
-    with cluster.WarmCluster(root=cache) as warm:
+    with warm.WarmCluster(root=cache) as kept:
         return sorted(
             name
-            for name in databases(warm.server)
+            for name in databases(kept.server)
             if name.startswith(database.PREFIX) and not name.startswith(f"{database.PREFIX}cache_")
         )
 
@@ -89,9 +89,9 @@ def uid_of(pid: int) -> int:
 
 
 def major() -> str:
-    found = cluster.find_binaries()
+    found = binaries.find_binaries()
     assert found is not None
-    return cluster.postgres_major(found)
+    return warm.postgres_major(found)
 
 
 def wait_gone(pid: int, timeout: float = 15.0) -> None:
@@ -107,36 +107,36 @@ def wait_gone(pid: int, timeout: float = 15.0) -> None:
 def test_cache_root_follows_the_override_and_the_platform(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(cluster.CACHE_ENV, "/somewhere/else")
-    assert cluster.cache_root() == Path("/somewhere/else")
-    monkeypatch.delenv(cluster.CACHE_ENV)
+    monkeypatch.setenv(warm.CACHE_ENV, "/somewhere/else")
+    assert warm.cache_root() == Path("/somewhere/else")
+    monkeypatch.delenv(warm.CACHE_ENV)
     if IS_ROOT:
-        assert cluster.cache_root() == Path(f"/var/tmp/migration-guard-{os.geteuid()}")
-    monkeypatch.setattr(cluster, "is_root", lambda: False)
+        assert warm.cache_root() == Path(f"/var/tmp/migration-guard-{os.geteuid()}")
+    monkeypatch.setattr(warm, "is_root", lambda: False)
     monkeypatch.setenv("HOME", "/home/someone")
     monkeypatch.setenv("XDG_CACHE_HOME", "/xdg/cache")
-    assert cluster.cache_root() == Path("/xdg/cache/migration-guard")
+    assert warm.cache_root() == Path("/xdg/cache/migration-guard")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
-    assert cluster.cache_root() == Path("/home/someone/.cache/migration-guard")
+    assert warm.cache_root() == Path("/home/someone/.cache/migration-guard")
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert cluster.cache_root() == Path("/home/someone/Library/Caches/migration-guard")
+    assert warm.cache_root() == Path("/home/someone/Library/Caches/migration-guard")
 
 
 def test_the_socket_folder_is_derived_from_the_data_folder() -> None:
     short = Path("/var/tmp/migration-guard-0/cluster-15")
-    assert cluster.socket_dir_for(short) == Path("/var/tmp/migration-guard-0/cluster-15.sock")
+    assert warm.socket_dir_for(short) == Path("/var/tmp/migration-guard-0/cluster-15.sock")
     deep = Path("/home/someone") / ("d" * 80) / "cluster-15"
-    fallback = cluster.socket_dir_for(deep)
+    fallback = warm.socket_dir_for(deep)
     assert fallback.parent == Path("/tmp") and fallback.name.startswith("mg-")
-    assert cluster.socket_dir_for(deep) == fallback
-    assert cluster.socket_dir_for(deep.with_name("cluster-16")) != fallback
+    assert warm.socket_dir_for(deep) == fallback
+    assert warm.socket_dir_for(deep.with_name("cluster-16")) != fallback
 
 
 # --------------------------------------------------------------------------- one run, then the next
 
 
 def test_first_use_initialises_and_a_database_survives_a_second_use(cache: Path) -> None:
-    with cluster.WarmCluster() as first:
+    with warm.WarmCluster() as first:
         pid = first.pid
         assert pid is not None and not process_gone(pid)
         assert first.initialised and first.state == "initialised now"
@@ -158,7 +158,7 @@ def test_first_use_initialises_and_a_database_survives_a_second_use(cache: Path)
     assert not (first.data_dir / "postmaster.pid").exists()
     assert not list(first.socket_dir.iterdir())
 
-    with cluster.WarmCluster() as second:
+    with warm.WarmCluster() as second:
         assert not second.initialised and second.state == "warm"
         assert second.pid is not None and second.pid != pid
         assert CACHE_DB in databases(second.server)
@@ -168,9 +168,9 @@ def test_first_use_initialises_and_a_database_survives_a_second_use(cache: Path)
 
 
 def test_overlapping_uses_share_one_server_and_the_last_one_out_stops_it(cache: Path) -> None:
-    a = cluster.WarmCluster().__enter__()
+    a = warm.WarmCluster().__enter__()
     try:
-        b = cluster.WarmCluster().__enter__()
+        b = warm.WarmCluster().__enter__()
     except BaseException:
         a.__exit__(None, None, None)
         raise
@@ -191,9 +191,9 @@ def test_overlapping_uses_share_one_server_and_the_last_one_out_stops_it(cache: 
 
 HOLDER = """
 import sys
-from guard import cluster
-with cluster.WarmCluster() as warm:
-    print(warm.pid, flush=True)
+from guard import warm
+with warm.WarmCluster() as kept:
+    print(kept.pid, flush=True)
     sys.stdin.readline()
 """
 """Another run: enters, says the postmaster's pid, leaves when its stdin gets a line."""
@@ -213,10 +213,10 @@ def start_holder() -> tuple[subprocess.Popen[str], int]:
 def test_another_process_keeps_the_server_until_it_leaves(cache: Path) -> None:
     holder, pid = start_holder()
     try:
-        with cluster.WarmCluster() as here:
+        with warm.WarmCluster() as here:
             assert here.already_running and here.pid == pid
         assert not here.stopped and not process_gone(pid)
-        with cluster.WarmCluster() as again:  # the holder still uses it
+        with warm.WarmCluster() as again:  # the holder still uses it
             assert again.pid == pid
             assert query(again.server, "SELECT 1") == 1
         assert not process_gone(pid)
@@ -234,7 +234,7 @@ def test_a_run_killed_hard_leaves_the_server_to_the_next_run(cache: Path) -> Non
     holder.kill()  # its lock goes with it; the server, not its child, keeps running
     holder.wait()
     assert not process_gone(pid)
-    with cluster.WarmCluster() as next_run:
+    with warm.WarmCluster() as next_run:
         assert next_run.already_running and next_run.pid == pid
     assert next_run.stopped
     assert process_gone(pid)
@@ -245,7 +245,7 @@ def test_a_run_killed_hard_leaves_the_server_to_the_next_run(cache: Path) -> Non
 
 
 def test_a_stale_postmaster_pid_after_sigkill_is_recovered(cache: Path) -> None:
-    with cluster.WarmCluster() as first:
+    with warm.WarmCluster() as first:
         pid = first.pid
         assert pid is not None
         database.create_database(first.server, CACHE_DB)
@@ -254,7 +254,7 @@ def test_a_stale_postmaster_pid_after_sigkill_is_recovered(cache: Path) -> None:
     assert not first.stopped  # nothing was left to stop
     assert (first.data_dir / "postmaster.pid").is_file()  # stale
 
-    with cluster.WarmCluster() as second:  # the killed server's children may still be exiting
+    with warm.WarmCluster() as second:  # the killed server's children may still be exiting
         assert not second.initialised and second.state == "warm"
         assert CACHE_DB in databases(second.server)
         second_pid = second.pid
@@ -262,7 +262,7 @@ def test_a_stale_postmaster_pid_after_sigkill_is_recovered(cache: Path) -> None:
 
     # A stale pid file whose number belongs to a live process that is no postmaster of ours.
     (second.data_dir / "postmaster.pid").write_text(f"{os.getpid()}\n{second.data_dir}\n")
-    with cluster.WarmCluster() as third:
+    with warm.WarmCluster() as third:
         assert third.pid != os.getpid() and not third.initialised
         assert CACHE_DB in databases(third.server)
     assert processes_using(cache) == []
@@ -275,21 +275,21 @@ def test_a_half_initialised_data_folder_is_rebuilt(cache: Path) -> None:
     (data_dir / "postgresql.conf").write_text("# initdb was killed before PG_VERSION\n")
     unfinished = cache / f"cluster-{major()}.init-12345"
     (unfinished / "base").mkdir(parents=True)
-    with cluster.WarmCluster() as warm:
-        assert warm.initialised and warm.rebuilt_because is None
+    with warm.WarmCluster() as kept:
+        assert kept.initialised and kept.rebuilt_because is None
         assert (data_dir / "PG_VERSION").read_text().strip() == major()
-        assert query(warm.server, "SELECT 1") == 1
+        assert query(kept.server, "SELECT 1") == 1
     assert not unfinished.exists()
     assert sorted(p.name for p in cache.glob("cluster-*.init-*")) == []
     assert processes_using(cache) == []
 
 
 def test_a_data_folder_that_does_not_start_is_rebuilt(cache: Path) -> None:
-    with cluster.WarmCluster() as first:
+    with warm.WarmCluster() as first:
         database.create_database(first.server, CACHE_DB)
     with (first.data_dir / "postgresql.conf").open("a") as conf:
         conf.write("this_is_no_setting = 1\n")
-    with cluster.WarmCluster() as second:
+    with warm.WarmCluster() as second:
         assert second.initialised and second.rebuilt_because is not None
         assert "this_is_no_setting" in second.rebuilt_because
         assert second.state.startswith("initialised now; the cached cluster did not start")
@@ -301,17 +301,17 @@ def test_a_data_folder_that_does_not_start_is_rebuilt(cache: Path) -> None:
 
 
 def test_remove_warm_clusters_removes_them_and_refuses_while_in_use(cache: Path) -> None:
-    assert cluster.remove_warm_clusters() == []
+    assert warm.remove_warm_clusters() == []
     (cache / "unrelated.txt").write_text("stays")
-    with cluster.WarmCluster() as warm:
+    with warm.WarmCluster() as kept:
         with pytest.raises(FatalError, match="in progress"):
-            cluster.remove_warm_clusters()
-        assert query(warm.server, "SELECT 1") == 1
-        assert warm.data_dir.is_dir()
-    removed = cluster.remove_warm_clusters()
-    assert warm.data_dir in removed and warm.lock_path in removed
+            warm.remove_warm_clusters()
+        assert query(kept.server, "SELECT 1") == 1
+        assert kept.data_dir.is_dir()
+    removed = warm.remove_warm_clusters()
+    assert kept.data_dir in removed and kept.lock_path in removed
     assert sorted(p.name for p in cache.iterdir()) == ["unrelated.txt"]
-    assert cluster.remove_warm_clusters() == []
+    assert warm.remove_warm_clusters() == []
 
 
 def test_remove_warm_clusters_stops_a_server_nobody_uses(cache: Path) -> None:
@@ -319,7 +319,7 @@ def test_remove_warm_clusters_stops_a_server_nobody_uses(cache: Path) -> None:
     holder.kill()
     holder.wait()
     assert not process_gone(pid)
-    removed = cluster.remove_warm_clusters()
+    removed = warm.remove_warm_clusters()
     assert cache / f"cluster-{major()}" in removed
     assert process_gone(pid)
     assert list(cache.iterdir()) == []
@@ -327,15 +327,15 @@ def test_remove_warm_clusters_stops_a_server_nobody_uses(cache: Path) -> None:
 
 def test_a_long_cache_folder_puts_the_socket_in_a_short_one(cache: Path) -> None:
     deep = cache / ("d" * 60) / ("e" * 60)
-    with cluster.WarmCluster(root=deep) as first:
+    with warm.WarmCluster(root=deep) as first:
         socket_dir = Path(first.server.host)
         assert socket_dir.parent == Path("/tmp") and socket_dir.name.startswith("mg-")
-        assert socket_dir == cluster.socket_dir_for(first.data_dir)
+        assert socket_dir == warm.socket_dir_for(first.data_dir)
         assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
         assert query(first.server, "SELECT 1") == 1
-    with cluster.WarmCluster(root=deep) as second:
+    with warm.WarmCluster(root=deep) as second:
         assert second.server.host == str(socket_dir) and not second.initialised
-    removed = cluster.remove_warm_clusters(deep)
+    removed = warm.remove_warm_clusters(deep)
     assert socket_dir in removed and not socket_dir.exists()
 
 
@@ -346,8 +346,8 @@ def test_as_root_a_cache_folder_the_server_user_cannot_reach_is_a_clear_error(
     private = cache / "private"
     private.mkdir(mode=0o700)
     with pytest.raises(FatalError) as caught:
-        cluster.WarmCluster(root=private / "cache").__enter__()
-    assert str(private) in str(caught.value) and cluster.CACHE_ENV in str(caught.value)
+        warm.WarmCluster(root=private / "cache").__enter__()
+    assert str(private) in str(caught.value) and warm.CACHE_ENV in str(caught.value)
     assert processes_using(cache) == []
 
 
@@ -357,7 +357,7 @@ def test_as_root_a_cache_folder_others_may_write_is_refused(cache: Path) -> None
     shared.mkdir()
     shared.chmod(0o777)
     with pytest.raises(FatalError, match="writable by root only"):
-        cluster.WarmCluster(root=shared).__enter__()
+        warm.WarmCluster(root=shared).__enter__()
     assert list(shared.iterdir()) == []
 
 
@@ -388,7 +388,7 @@ def test_as_root_binaries_the_server_user_cannot_reach_are_copied_once(cache: Pa
     private = Path(tempfile.mkdtemp(prefix="mg-warm-private-"))  # 0700
     try:
         bindir = private_installation(private)
-        with cluster.WarmCluster(bindir=bindir) as first:
+        with warm.WarmCluster(bindir=bindir) as first:
             copies = sorted(cache.glob("pginstall-*"))
             assert len(copies) == 1 and (copies[0] / "COMPLETE").is_file()
             assert first.source_bindir == bindir and first.bindir == copies[0] / "bin"
@@ -397,12 +397,12 @@ def test_as_root_binaries_the_server_user_cannot_reach_are_copied_once(cache: Pa
             assert os.readlink(f"/proc/{pid}/exe") == str(copies[0] / "bin" / "postgres")
             assert query(first.server, "SELECT 1") == 1
         made = copies[0].stat().st_ino
-        with cluster.WarmCluster(bindir=bindir) as second:  # the copy is reused
+        with warm.WarmCluster(bindir=bindir) as second:  # the copy is reused
             assert second.bindir == copies[0] / "bin"
             assert query(second.server, "SELECT 1") == 1
         assert sorted(cache.glob("pginstall-*")) == copies
         assert copies[0].stat().st_ino == made
         assert processes_using(private) == []
-        assert copies[0] in cluster.remove_warm_clusters()
+        assert copies[0] in warm.remove_warm_clusters()
     finally:
         subprocess.run(["rm", "-rf", str(private)], check=False)
