@@ -76,3 +76,13 @@ class Migration(migrations.Migration):
         ),
     ]
 '''
+
+
+# What selecting a file the squash replaces gives: the squash, and everything after it.
+SQUASH_SELECTION = [
+    ("catalog.0001_squashed_0002_product_sku", "changed"),
+    ("orders.0001_initial", "dependent"),
+    ("billing.0001_initial", "dependent"),
+    ("catalog.0003_category", "dependent"),
+    ("orders.0002_order_status", "dependent"),
+]
