@@ -14,10 +14,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from guard import cache, checks, database, planning, project, reporting, selection
+from guard import project
 from guard.config import CheckOptions
+from guard.database import cache, throwaway
+from guard.database.providers import Provided, provide
+from guard.database.server import driver_errors, make_interruptible, one_line
 from guard.errors import CHECK_FAILED, PASSED, FatalError
-from guard.execution import Execution
+from guard.execution import checks
+from guard.execution.roundtrip import Execution
+from guard.planning.graph import Plan, load_graph, make_plan, migration_file, state_after
+from guard.planning.reversibility import irreversible_operations
+from guard.reporting.model import Report
+from guard.reporting.progress import Progress
+from guard.reporting.writers import write as write_reports
+from guard.selection import paths
 from guard.types import MigrationKey, Selected, label
 
 if TYPE_CHECKING:
@@ -29,14 +39,14 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
               stderr: TextIO | None = None) -> int:
     started = time.perf_counter()
     stdout = stdout or sys.stdout
-    progress = reporting.Progress(stderr, verbose=options.verbose)
-    name = database.new_name()
+    progress = Progress(stderr, verbose=options.verbose)
+    name = throwaway.new_name()
     proj = project.load(options, name)
-    database.make_interruptible()
-    deleted = selection.deleted_keys(options.deleted)
-    loader = planning.load_graph(deleted)
+    make_interruptible()
+    deleted = paths.deleted_keys(options.deleted)
+    loader = load_graph(deleted)
     graph = loader.graph
-    report = reporting.Report(
+    report = Report(
         mode="full" if options.full else (options.run_mode or "paths"),
         project_dir=_shown(str(proj.directory), options),
         settings=proj.settings_module,
@@ -48,7 +58,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     )
 
     report.notes.extend(options.notes)
-    squashes = selection.replaced_by(loader)
+    squashes = paths.replaced_by(loader)
     for key, path in deleted.items():
         if key in squashes:
             report.notes.append(f"deleted {label(key)}: replaced by the squashed "
@@ -58,20 +68,20 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
                                 "depends on it")
     chosen: dict[MigrationKey, Selected]
     if options.full:
-        apps = selection.project_app_labels()
-        chosen = selection.select_last(loader, options.last, apps)
+        apps = paths.project_app_labels()
+        chosen = paths.select_last(loader, options.last, apps)
         report.notes.append(
             f"full run: every migration from an empty database, then the last {options.last} "
             f"of each project app ({', '.join(sorted(apps)) or 'none'}) back and forth"
         )
     elif options.paths:
-        picked = selection.select_paths(loader, options.paths)
+        picked = paths.select_paths(loader, options.paths)
         chosen = picked.chosen
-        folders = selection.migration_folders()
+        folders = paths.migration_folders()
         report.ignored = [
             (str(p), why) for p, why in picked.ignored
             # From git, only files that look like migrations are worth a warning.
-            if not options.run_mode or selection.in_migrations_folder(p, folders)
+            if not options.run_mode or paths.in_migrations_folder(p, folders)
         ]
         report.notes.extend(picked.notes)
     elif options.run_mode:
@@ -82,10 +92,10 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
             "Nothing to check: give migration files (migration-guard check PATH ...) "
             "or --full for the whole project."
         )
-    plan = planning.make_plan(graph, chosen)
+    plan = make_plan(graph, chosen)
     report.selected = list(plan.selected)
     for key in plan.order:
-        filename = planning.migration_file(graph.nodes[key])
+        filename = migration_file(graph.nodes[key])
         if filename:
             report.files[key] = _shown(filename, options)
             report.sources[key] = filename
@@ -100,7 +110,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     # Found before any database work: operations that cannot be reversed.
     cannot_reverse: set[MigrationKey] = set()
     for key in plan.order:
-        for found in planning.irreversible_operations(key, graph.nodes[key]):
+        for found in irreversible_operations(key, graph.nodes[key]):
             accepted = label(key) in options.allow_irreversible or key in report.accepted
             report.irreversible.append((found, accepted))
             cannot_reverse.add(key)
@@ -110,11 +120,11 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
 
     # The state after the base (for a cloned base) and after everything (for the models check):
     # one pass over the history serves both.
-    base_state = planning.state_after(graph, plan.base, loader.unmigrated_apps)
+    base_state = state_after(graph, plan.base, loader.unmigrated_apps)
 
     def run_checks() -> None:
         """The checks that need no database; they run while the run's database is cloned."""
-        full_state = planning.state_after(graph, plan.order, loader.unmigrated_apps,
+        full_state = state_after(graph, plan.order, loader.unmigrated_apps,
                                           start=base_state)
         report.checks = [checks.conflicts(loader), checks.system_checks(),
                          checks.missing_migrations(loader, full_state)]
@@ -122,7 +132,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
             progress.line(f"check: {check.name}: {'ok' if check.ok else 'FAILED'}")
 
     if plan.order or options.full:
-        with database.provide(
+        with provide(
             options.db, project.default_server(proj), docker_image=options.docker_image,
             bindir=options.pg_bindir,
         ) as provided:
@@ -133,7 +143,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
             }
             progress.line(f"database: {provided.provider}: {provided.reason}")
             if provided.server.is_local:
-                swept = database.sweep(provided.server)
+                swept = throwaway.sweep(provided.server)
                 if swept:
                     progress.line(f"cleaned up {len(swept)} database(s) left by runs that were "
                                   f"killed: {', '.join(swept)}")
@@ -144,19 +154,19 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         report.database = {"provider": "none", "reason": "no migration selected"}
 
     report.seconds = time.perf_counter() - started
-    reporting.write(report, options.formats, stdout, github=options.github,
+    write_reports(report, options.formats, stdout, github=options.github,
                     environ=os.environ, stderr=stderr)
     return PASSED if report.passed else CHECK_FAILED
 
 
 def _execute(
-    provided: database.Provided,
+    provided: Provided,
     name: str,
     loader: MigrationLoader,
-    plan: planning.Plan,
+    plan: Plan,
     cannot_reverse: set[MigrationKey],
-    report: reporting.Report,
-    progress: reporting.Progress,
+    report: Report,
+    progress: Progress,
     options: CheckOptions,
     *,
     meanwhile: Callable[[], None],
@@ -185,7 +195,7 @@ def _execute(
         started = time.perf_counter()
         digest = cache.key(loader, plan.base, project_dir=options.project_dir,
                            server_version=cache.server_version(server),
-                           settings=cache.relevant_settings())
+                           settings=project.base_settings())
         built: list[ProjectState] = []
 
         def build(building: str) -> bool:
@@ -208,7 +218,7 @@ def _execute(
         execution.outcome.base_count = len(plan.base)
         execution.outcome.base_cached = hit
         execution.outcome.base_seconds = time.perf_counter() - started
-    creating = _Background(lambda: database.create_database(server, name, template=template))
+    creating = _Background(lambda: throwaway.create_database(server, name, template=template))
     try:
         try:
             meanwhile()
@@ -221,12 +231,12 @@ def _execute(
         execution.on_base = progress.base
         try:
             report.outcome = execution.run(state)
-        except database.driver_errors() + _django_errors() as exc:
+        except driver_errors() + _django_errors() as exc:
             # A migration's own errors are caught per step; one escaping here came from our
             # own queries (snapshots, the recorder): the server is the likely cause.
             raise FatalError(
                 f"Lost the PostgreSQL server {server.describe()} mid-run: "
-                f"{database.one_line(exc)}. Check that it is running, then run again."
+                f"{one_line(exc)}. Check that it is running, then run again."
             ) from exc
         if report.outcome.base_error:
             progress.line(f"base: FAILED: {report.outcome.base_error}")
@@ -234,7 +244,7 @@ def _execute(
         connections.close_all()
         # Also when creating failed or was interrupted half-way: DROP ... IF EXISTS.
         try:
-            database.drop_database(server, name)
+            throwaway.drop_database(server, name)
         except FatalError as exc:
             progress.line(f"warning: could not drop {name}: {exc}")
 
@@ -278,7 +288,7 @@ _MARKER = re.compile(r"^[ \t]*#[ \t]*migration-guard:[ \t]*accept\b[ \t:]*(.*)$"
 
 
 def _accepted(
-    order: Sequence[MigrationKey], report: reporting.Report, options: CheckOptions
+    order: Sequence[MigrationKey], report: Report, options: CheckOptions
 ) -> dict[MigrationKey, str]:
     """Selected migrations whose failures are accepted, with the reason: ``accept`` in the
     config, or a ``# migration-guard: accept <reason>`` comment in the migration file."""

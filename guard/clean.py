@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import os
 
-from guard import cache, database
+from guard import project
 from guard.config import CheckOptions
-from guard.database import Server
+from guard.database import cache, throwaway
+from guard.database.cachedir import remove_warm_clusters
+from guard.database.providers import PROVIDERS, URL_ENV
+from guard.database.server import Server, parse_url
 from guard.errors import FatalError
 
 
 def _settings_server(options: CheckOptions) -> Server | None:
     """The project's settings server, if there is a project here whose settings import."""
-    from guard import project
-
     try:
-        proj = project.load(options, database.new_name())
+        proj = project.load(options, throwaway.new_name())
     except FatalError:
         return None
     return project.default_server(proj)
@@ -30,10 +31,10 @@ def _settings_server(options: CheckOptions) -> Server | None:
 def clean(options: CheckOptions) -> int:
     servers: list[tuple[Server, str]] = []
     spec = options.db
-    if spec not in database.PROVIDERS:
-        servers.append((database.parse_url(spec), "--db"))
-    elif os.environ.get(database.URL_ENV):
-        servers.append((database.parse_url(os.environ[database.URL_ENV]), database.URL_ENV))
+    if spec not in PROVIDERS:
+        servers.append((parse_url(spec), "--db"))
+    elif os.environ.get(URL_ENV):
+        servers.append((parse_url(os.environ[URL_ENV]), URL_ENV))
     if spec in ("auto", "settings"):
         found = _settings_server(options)
         if found is not None and (found.is_local or spec == "settings"):
@@ -42,15 +43,13 @@ def clean(options: CheckOptions) -> int:
         try:
             dropped = cache.drop_all(server)
             if server.is_local:
-                dropped.extend(database.sweep(server))
+                dropped.extend(throwaway.sweep(server))
         except FatalError as exc:
             print(f"migration-guard: skipped {server.describe()} ({how}): {exc}")
             continue
         print(f"migration-guard: {server.describe()} ({how}): dropped {len(dropped)} "
               f"database(s){': ' + ', '.join(dropped) if dropped else ''}")
     if spec in ("auto", "local"):
-        from guard import warm
-
-        for folder in warm.remove_warm_clusters():
+        for folder in remove_warm_clusters():
             print(f"migration-guard: removed the local cluster {folder}")
     return 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from guard.database.server import parse_url
 from guard.errors import FatalError
 
 Format = Literal["text", "json", "junit"]
@@ -272,8 +273,6 @@ def build_options(
     config = read_config(root)
     spec = db or config.get("db") or "auto"
     if spec not in ("auto", "settings", "local", "docker"):
-        from guard.database import parse_url
-
         parse_url(spec)  # a malformed URL is reported before any work
     last_n = last if last is not None else int(config.get("last", DEFAULT_LAST))
     if last_n < 1:

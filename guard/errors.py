@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 PASSED = 0
 CHECK_FAILED = 1
 USAGE_ERROR = 2
@@ -22,3 +25,17 @@ class ProjectError(FatalError):
     """The project's own migrations or settings are at fault (exit 1)."""
 
     exit_code = CHECK_FAILED
+
+
+def location(exc: BaseException, within: Path | None = None) -> str:
+    """``file:line`` of the innermost frame (inside ``within`` if given), or of a SyntaxError."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<")
+        and (within is None or Path(f.filename).resolve().is_relative_to(within))
+    ]
+    if not frames:
+        return ""
+    return f"{frames[-1].filename}:{frames[-1].lineno}"

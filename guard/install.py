@@ -13,8 +13,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from guard import git
 from guard.errors import FatalError
+from guard.selection import git
 
 MARKER = "migration-guard's git pre-push hook"
 

@@ -1,34 +1,22 @@
-"""The ``migration-guard`` command: parse, dispatch, and the one error handler."""
+"""The ``migration-guard`` command: parse and dispatch, under the one error handler."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import time
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
-from guard import errors
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("migration-guard")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
+from guard import errors, version
+from guard.error_handler import guarded
 
 
 class _VersionAction(argparse.Action):
     """``--version``, looked up only when asked for (importlib.metadata costs ~20 ms)."""
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
-        print(f"migration-guard {_version()}")
+        print(f"migration-guard {version()}")
         parser.exit()
 
 
@@ -111,63 +99,6 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("-v", "--verbose", action="store_true", help="say more")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so that every ``finally`` cleans up."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
-
-
-def _log_bug() -> Path | None:
-    """Write the traceback of the exception being handled to a log file; its path or None."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    path = cache / "migration-guard" / "migration-guard.log"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as log:
-            log.write(f"### {time.strftime('%Y-%m-%d %H:%M:%S')} migration-guard {_version()}, "
-                      f"Python {sys.version.split()[0]}, argv {sys.argv!r}\n")
-            log.write(traceback.format_exc() + "\n")
-    except OSError:
-        return None
-    return path
-
-
-def guarded(run: Callable[[], int]) -> int:
-    """Run a command under the one error handler: exit codes 2, 3, 130 and 143 come from here."""
-    try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread: leave signals alone
-        previous = None
-    try:
-        return run()
-    except errors.FatalError as exc:
-        print(f"migration-guard: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Terminated:
-        print("migration-guard: terminated; what it created was dropped and stopped.",
-              file=sys.stderr)
-        return errors.TERMINATED
-    except KeyboardInterrupt:
-        print("migration-guard: interrupted; what it created was dropped and stopped.",
-              file=sys.stderr)
-        return errors.INTERRUPTED
-    except Exception as exc:
-        log = _log_bug()
-        where = f"The traceback is in {log}." if log else "\n" + traceback.format_exc()
-        print(
-            f"migration-guard: unexpected error, a bug in migration-guard: "
-            f"{type(exc).__name__}: {exc}. {where} Please report it at {errors.ISSUES_URL} "
-            "with that traceback.",
-            file=sys.stderr,
-        )
-        return errors.UNEXPECTED_ERROR
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -209,7 +140,7 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
 
     if options.paths or (options.full and push_lines is None):
         return interpreter.run_django_side(options)
-    from guard import changes
+    from guard.selection import changes
 
     decision = changes.decide(options, os.environ, push_lines=push_lines,
                               remote=getattr(args, "remote", "origin"))

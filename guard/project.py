@@ -16,15 +16,14 @@ import contextlib
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from guard.config import CheckOptions, settings_from_manage_py
-from guard.database import Server
-from guard.errors import FatalError
+from guard.database.server import Server
+from guard.errors import FatalError, location
 
 POSTGRES_ENGINES = ("postgresql", "postgis", "postgres")
 
@@ -64,20 +63,6 @@ def settings_module(options: CheckOptions) -> tuple[str, str]:
     )
 
 
-def _where(exc: BaseException, within: Path | None = None) -> str:
-    """``file:line`` of the innermost frame (inside ``within`` if given), or of a SyntaxError."""
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return f"{exc.filename}:{exc.lineno}"
-    frames = [
-        f for f in traceback.extract_tb(exc.__traceback__)
-        if not f.filename.startswith("<")
-        and (within is None or Path(f.filename).resolve().is_relative_to(within))
-    ]
-    if not frames:
-        return ""
-    return f"{frames[-1].filename}:{frames[-1].lineno}"
-
-
 def django_started() -> bool:
     """Whether Django is already set up in this process (a management command runs us)."""
     if "django.apps" not in sys.modules:
@@ -110,7 +95,7 @@ def load(options: CheckOptions, placeholder_name: str) -> Project:
         importlib.import_module(module)
         databases = settings.DATABASES
     except Exception as exc:
-        where = _where(exc, options.project_dir)
+        where = location(exc, options.project_dir)
         raise FatalError(
             f"The settings module {module} (from {origin}) failed to import: "
             f"{type(exc).__name__}: {exc}" + (f" at {where}" if where else "") + ". "
@@ -124,7 +109,7 @@ def load(options: CheckOptions, placeholder_name: str) -> Project:
     try:
         django.setup()
     except Exception as exc:
-        where = _where(exc, options.project_dir)
+        where = location(exc, options.project_dir)
         raise FatalError(
             f"Django failed to start with {module}: {type(exc).__name__}: {exc}"
             + (f" at {where}" if where else "")
@@ -305,3 +290,19 @@ def default_server(project: Project) -> Server | None:
         password=str(entry.get("PASSWORD") or ""),
         options=libpq,
     )
+
+
+def base_settings() -> dict[str, Any]:
+    """The settings that change the SQL migrations produce or how the base is built: part of
+    the base cache's key (:func:`guard.database.cache.key`)."""
+    from django.conf import settings
+
+    default = settings.DATABASES["default"]
+    return {
+        "engine": default.get("ENGINE"),
+        "options": original_options("default").get("options"),
+        "installed_apps": list(settings.INSTALLED_APPS),
+        "migration_modules": getattr(settings, "MIGRATION_MODULES", {}),
+        "use_tz": getattr(settings, "USE_TZ", None),
+        "default_auto_field": getattr(settings, "DEFAULT_AUTO_FIELD", None),
+    }

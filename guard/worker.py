@@ -12,7 +12,7 @@ import sys
 
 def main() -> int:
     from guard.config import from_json
-    from guard.main import guarded
+    from guard.error_handler import guarded
 
     options = from_json(sys.stdin.read())
     sys.stdin.close()

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from guard import cache, database
-from guard.cache import CACHE_PREFIX
-from guard.database import Server
+from guard.database import cache, throwaway
+from guard.database.cache import CACHE_PREFIX
+from guard.database.server import MAINTENANCE_DATABASES, Server, connect_maintenance, parse_url
 
 
 def _server_answers(server: Server) -> bool:
     try:
-        database.connect_maintenance(server).close()
+        connect_maintenance(server).close()
     except Exception:
         return False
     return True
@@ -30,7 +30,7 @@ def _server_answers(server: Server) -> bool:
 def pg_server() -> Iterator[Server]:
     url = os.environ.get("MIGRATION_GUARD_TEST_DATABASE_URL")
     if url:
-        yield database.parse_url(url)
+        yield parse_url(url)
         return
     default = Server(host="127.0.0.1", port=5432, user="postgres")
     if os.environ.get("MIGRATION_GUARD_TEST_SERVER") != "local" and _server_answers(default):
@@ -39,7 +39,7 @@ def pg_server() -> Iterator[Server]:
     import shutil
     import tempfile
 
-    from guard import cluster
+    from guard.database import cluster
 
     # Not pytest's tmp_path: it is 0700, and as root the server runs as an unprivileged user.
     folder = tempfile.mkdtemp(prefix="mg-tests-")
@@ -60,7 +60,7 @@ def pg_url(pg_server: Server) -> str:
 
 def _database_activity(server: Server) -> dict[str, tuple[int, ...]]:
     """Per database that is not ours: its commit/rollback/tuple counters."""
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         cur.execute("SELECT current_setting('server_version_num')::int")
@@ -73,8 +73,8 @@ def _database_activity(server: Server) -> dict[str, tuple[int, ...]]:
         return {
             row[0]: tuple(row[1:])
             for row in cur.fetchall()
-            if not row[0].startswith(database.PREFIX)
-            and row[0] not in database.MAINTENANCE_DATABASES
+            if not row[0].startswith(throwaway.PREFIX)
+            and row[0] not in MAINTENANCE_DATABASES
             and row[0] not in _created_by_tests
         }
     finally:
@@ -82,7 +82,7 @@ def _database_activity(server: Server) -> dict[str, tuple[int, ...]]:
 
 
 def _our_databases(server: Server) -> set[str]:
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'migration\\_guard\\_%'")
@@ -164,7 +164,7 @@ def _drop_caches_made_by_the_session(pg_server: Server) -> Iterator[None]:
     yield
     for name, _ in cache.cached(pg_server):
         if name not in before:
-            database.drop_database(pg_server, name)
+            throwaway.drop_database(pg_server, name)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -183,8 +183,8 @@ def _private_cache_dir() -> Iterator[None]:
     try:
         yield
     finally:
-        from guard import warm
+        from guard.database import cachedir
 
-        warm.remove_warm_clusters(folder)
+        cachedir.remove_warm_clusters(folder)
         del os.environ["MIGRATION_GUARD_CACHE_DIR"]
         shutil.rmtree(folder, ignore_errors=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from guard import database
-from guard.binaries import find_binaries
-from guard.cluster import LocalCluster
+from guard.database.binaries import find_binaries
+from guard.database.cluster import LocalCluster
+from guard.database.server import connect_maintenance
 from guard.errors import FatalError
 from tests.gitproject import commit_all, git, make_repo, migration, setenv
 from tests.guardrun import Run, run_guard, write
@@ -114,7 +114,7 @@ RIGHT = "r1ght-pa55-93ab"  # pragma: allowlist secret
 
 def test_a_wrong_password_is_reported_without_the_password(shop: Path, scratch: Path) -> None:
     with LocalCluster.start(scratch) as local:
-        conn = database.connect_maintenance(local.server)
+        conn = connect_maintenance(local.server)
         try:
             conn.cursor().execute(f"ALTER ROLE postgres PASSWORD '{RIGHT}'")
             (local.data_dir / "pg_hba.conf").write_text("local all all scram-sha-256\n")
@@ -126,7 +126,7 @@ def test_a_wrong_password_is_reported_without_the_password(shop: Path, scratch: 
         deadline = time.monotonic() + 10  # the reload is asynchronous
         while time.monotonic() < deadline:
             try:
-                database.connect_maintenance(local.server).close()
+                connect_maintenance(local.server).close()
             except FatalError:
                 break
             time.sleep(0.05)

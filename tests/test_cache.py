@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from guard import cache
-from guard.database import Server
+from guard.database import cache
+from guard.database.server import Server
 from tests.guardrun import Run, run_guard, write
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]

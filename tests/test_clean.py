@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from guard import cache
-from guard.database import Server
+from guard.database import cache
+from guard.database.server import Server
 from tests.guardrun import run_guard
 from tests.processes import processes_using
 

@@ -1,4 +1,4 @@
-"""guard.cluster against the real PostgreSQL binaries of this machine: no mocks.
+"""guard.database.cluster against the real PostgreSQL binaries of this machine: no mocks.
 
 Each test makes its folders with tempfile.mkdtemp() (pytest's own tmp_path is 0700 and, as root,
 out of reach of the user the server runs as) and checks that the processes it started are gone
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from guard import binaries, cluster, database
+from guard.database import binaries, cluster
+from guard.database.server import Server, connect
 from guard.errors import FatalError
 from tests.processes import process_gone, processes_mentioning, processes_using
 
@@ -35,8 +36,8 @@ def scratch() -> Iterator[Path]:
     assert not leftovers, f"left behind in {folder}: {leftovers}"
 
 
-def query(server: database.Server, sql: str) -> object:
-    conn = database.connect(server, "postgres")
+def query(server: Server, sql: str) -> object:
+    conn = connect(server, "postgres")
     try:
         cur = conn.cursor()
         cur.execute(sql)

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from guard import container, database
+from guard.database import container
+from guard.database.server import connect_maintenance
 from guard.errors import FatalError
 from tests.processes import process_gone
 
@@ -73,7 +74,7 @@ def test_docker_postgres_runs_answers_and_is_removed(fake_docker: Path) -> None:
     with container.DockerPostgres.start() as pg:
         server = pg.server
         assert (server.host, server.user) == ("127.0.0.1", "postgres")
-        conn = database.connect_maintenance(server)
+        conn = connect_maintenance(server)
         try:
             cur = conn.cursor()
             cur.execute("SELECT 1")

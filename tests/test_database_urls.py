@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard.database import parse_url, redact
+from guard.database.server import parse_url, redact
 from guard.errors import FatalError
 
 

@@ -1,5 +1,5 @@
-"""guard.cluster and guard.binaries with the PostgreSQL 16 binaries of the optional ``pgserver``
-wheel: no mocks.
+"""guard.database.cluster and guard.database.binaries with the PostgreSQL 16 binaries of the
+optional ``pgserver`` wheel: no mocks.
 
 Skipped where pgserver is not installed (``pip install "migration-guard[embedded]"``). As in
 test_cluster, folders come from tempfile.mkdtemp(), and each test checks that the processes it
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from guard import binaries, cluster
-from guard.database import Server
+from guard.database import binaries, cluster
+from guard.database.server import Server
 from tests.processes import process_gone, processes_using
 from tests.test_cluster import PKGLIBDIR, PLPGSQL, query, root_only, uid_of
 

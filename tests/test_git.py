@@ -1,4 +1,5 @@
-"""guard.git on real repositories: bases, changes, pushes, exports, and a repository left alone."""
+"""guard.selection's git, base and push modules on real repositories: bases, changes, pushes,
+exports, and a repository left alone."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from guard import git as g
 from guard.errors import FatalError
+from guard.selection import git as g
+from guard.selection.base import Base, NoBase, find_base
+from guard.selection.changes import ci_reason
+from guard.selection.push import PushRange, parse_push_lines, pre_commit_push_range
 from tests.gitrepo import (
     bare,
     commit,
@@ -66,7 +70,7 @@ def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(FatalError, match=f"{plain} is not inside a git repository"):
         g.repo_root(plain)
     with pytest.raises(FatalError, match="is not inside a git repository"):
-        g.find_base(plain, base=None, configured=None)
+        find_base(plain, base=None, configured=None)
     with pytest.raises(FatalError, match="does not exist"):
         g.repo_root(tmp_path / "nowhere" / "x")
 
@@ -91,8 +95,8 @@ def test_origin_head_comes_first(tmp_path: Path) -> None:
     fork = sha(clone)
     git(clone, "switch", "-q", "-c", "feature")
     commit(clone, {"a.py": "a = 1\n"})
-    base = g.find_base(clone, base=None, configured=None)
-    assert base == g.Base(target="origin/develop", merge_base=fork, how="origin/HEAD")
+    base = find_base(clone, base=None, configured=None)
+    assert base == Base(target="origin/develop", merge_base=fork, how="origin/HEAD")
 
 
 def test_base_flag_then_configured_win_over_origin_head(tmp_path: Path) -> None:
@@ -102,23 +106,23 @@ def test_base_flag_then_configured_win_over_origin_head(tmp_path: Path) -> None:
     release = commit(clone, {"r.py": "r = 1\n"})
     git(clone, "switch", "-q", "-c", "feature")
     commit(clone, {"f.py": "f = 1\n"})
-    assert g.find_base(clone, base="release", configured="origin/develop") == g.Base(
+    assert find_base(clone, base="release", configured="origin/develop") == Base(
         "release", release, "--base release"
     )
-    assert g.find_base(clone, base=None, configured="origin/develop") == g.Base(
+    assert find_base(clone, base=None, configured="origin/develop") == Base(
         "origin/develop", start, "[tool.migration-guard] base"
     )
-    assert g.find_base(clone, base=None, configured=None).how == "origin/HEAD"
+    assert find_base(clone, base=None, configured=None).how == "origin/HEAD"
 
 
 def test_unknown_base_is_fatal(repo: Path) -> None:
     with pytest.raises(FatalError, match="--base origin/nope: no branch, tag or commit") as exc:
-        g.find_base(repo, base="origin/nope", configured="main")
+        find_base(repo, base="origin/nope", configured="main")
     assert exc.value.exit_code == 2
     with pytest.raises(FatalError, match=r"\[tool.migration-guard\] base = 'devlop'"):
-        g.find_base(repo, base=None, configured="devlop")
+        find_base(repo, base=None, configured="devlop")
     with pytest.raises(FatalError, match="--base --output=x"):
-        g.find_base(repo, base="--output=x", configured=None)
+        find_base(repo, base="--output=x", configured=None)
 
 
 def test_fallback_origin_main_before_local_main(tmp_path: Path, repo: Path) -> None:
@@ -127,8 +131,8 @@ def test_fallback_origin_main_before_local_main(tmp_path: Path, repo: Path) -> N
     git(repo, "push", "-q", "origin", "main")  # no origin/HEAD: only a clone sets it
     pushed = sha(repo)
     commit(repo, {"later.py": "x = 1\n"})  # main is ahead of origin/main
-    base = g.find_base(repo, base=None, configured=None)
-    assert base == g.Base("origin/main", pushed, "fallback origin/main")
+    base = find_base(repo, base=None, configured=None)
+    assert base == Base("origin/main", pushed, "fallback origin/main")
 
 
 def test_fallback_origin_master(tmp_path: Path) -> None:
@@ -139,7 +143,7 @@ def test_fallback_origin_master(tmp_path: Path) -> None:
     git(root, "push", "-q", "origin", "master")
     git(root, "switch", "-q", "-c", "feature")
     commit(root, {"b.py": "b = 1\n"})
-    assert g.find_base(root, base=None, configured=None) == g.Base(
+    assert find_base(root, base=None, configured=None) == Base(
         "origin/master", first, "fallback origin/master"
     )
 
@@ -151,7 +155,7 @@ def test_fallback_local_branch_without_remote(tmp_path: Path, branch: str) -> No
     git(root, "switch", "-q", "-c", "feature")
     commit(root, {"b.py": "b = 1\n"})
     commit(root, {"c.py": "c = 1\n"})
-    assert g.find_base(root, base=None, configured=None) == g.Base(
+    assert find_base(root, base=None, configured=None) == Base(
         branch, first, f"fallback {branch}"
     )
 
@@ -159,8 +163,8 @@ def test_fallback_local_branch_without_remote(tmp_path: Path, branch: str) -> No
 def test_no_base_branch(tmp_path: Path) -> None:
     root = init(tmp_path / "repo", "trunk")
     commit(root, {"a.py": "a = 1\n"})
-    with pytest.raises(g.NoBase) as exc:
-        g.find_base(root, base=None, configured=None)
+    with pytest.raises(NoBase) as exc:
+        find_base(root, base=None, configured=None)
     assert exc.value.reason == (
         "no base branch: none of origin/HEAD, origin/main, origin/master, main, master exists"
     )
@@ -170,10 +174,10 @@ def test_no_base_branch(tmp_path: Path) -> None:
 def test_empty_repository(tmp_path: Path) -> None:
     root = init(tmp_path / "repo")
     write(root, {"a.py": "a = 1\n"})
-    with pytest.raises(g.NoBase, match="the repository has no commits yet"):
-        g.find_base(root, base=None, configured=None)
-    with pytest.raises(g.NoBase, match="the repository has no commits yet"):
-        g.find_base(root, base="main", configured=None)
+    with pytest.raises(NoBase, match="the repository has no commits yet"):
+        find_base(root, base=None, configured=None)
+    with pytest.raises(NoBase, match="the repository has no commits yet"):
+        find_base(root, base="main", configured=None)
 
 
 def test_shallow_clone_without_the_merge_base(tmp_path: Path) -> None:
@@ -187,19 +191,19 @@ def test_shallow_clone_without_the_merge_base(tmp_path: Path) -> None:
     git(tmp_path, "clone", "-q", "--depth", "1", "--no-single-branch", "-b", "feature", url, "sh")
     shallow = tmp_path / "sh"
     assert git(shallow, "rev-parse", "--is-shallow-repository").strip() == "true"
-    with pytest.raises(g.NoBase, match="shallow clone: the merge-base of HEAD with origin/main"):
-        g.find_base(shallow, base=None, configured=None)
+    with pytest.raises(NoBase, match="shallow clone: the merge-base of HEAD with origin/main"):
+        find_base(shallow, base=None, configured=None)
 
 
 def test_shallow_clone_of_the_target_itself_is_fine(tmp_path: Path) -> None:
     origin, _ = remote_with_clone(tmp_path)
     git(tmp_path, "clone", "-q", "--depth", "1", origin.as_uri(), "sh")
     shallow = tmp_path / "sh"
-    assert g.find_base(shallow, base=None, configured=None).merge_base == sha(shallow)
+    assert find_base(shallow, base=None, configured=None).merge_base == sha(shallow)
 
 
 def test_root_given_as_a_subfolder_means_its_repository(repo: Path) -> None:
-    base = g.find_base(repo / "app", base=None, configured=None)
+    base = find_base(repo / "app", base=None, configured=None)
     assert base.merge_base == sha(repo)
     write(repo, {"app/models.py": "m = 1\n"})
     changes = g.working_tree_changes(repo / "app", base.merge_base)
@@ -209,8 +213,8 @@ def test_root_given_as_a_subfolder_means_its_repository(repo: Path) -> None:
 def test_unrelated_histories(repo: Path) -> None:
     git(repo, "switch", "-q", "--orphan", "other")
     commit(repo, {"b.py": "b = 1\n"})
-    with pytest.raises(g.NoBase, match="HEAD and main have no commit in common"):
-        g.find_base(repo, base=None, configured=None)
+    with pytest.raises(NoBase, match="HEAD and main have no commit in common"):
+        find_base(repo, base=None, configured=None)
 
 
 def test_detached_head(repo: Path) -> None:
@@ -218,11 +222,11 @@ def test_detached_head(repo: Path) -> None:
     git(repo, "switch", "-q", "-c", "feature")
     commit(repo, {"b.py": "b = 1\n"})
     git(repo, "switch", "-q", "--detach", "feature")
-    assert g.find_base(repo, base=None, configured=None) == g.Base("main", start, "fallback main")
+    assert find_base(repo, base=None, configured=None) == Base("main", start, "fallback main")
 
 
 def test_single_commit_on_the_target_itself(repo: Path) -> None:
-    base = g.find_base(repo, base=None, configured=None)
+    base = find_base(repo, base=None, configured=None)
     assert base.merge_base == sha(repo)
     assert g.working_tree_changes(repo, base.merge_base) == []
 
@@ -356,8 +360,8 @@ def test_push_update(pushing: tuple[Path, str]) -> None:
     new = commit(root, {"a.py": "a = 1\n"})
     lines = pushed_lines(root, "origin", "main")
     assert lines == [f"refs/heads/main {new} refs/heads/main {old}"]
-    assert g.parse_push_lines(root, lines, "origin") == [
-        g.PushRange("refs/heads/main", new, "refs/heads/main", old, new)
+    assert parse_push_lines(root, lines, "origin") == [
+        PushRange("refs/heads/main", new, "refs/heads/main", old, new)
     ]
 
 
@@ -367,8 +371,8 @@ def test_push_new_branch_starts_where_it_left_main(pushing: tuple[Path, str]) ->
     commit(root, {"a.py": "a = 1\n"})
     tip = commit(root, {"b.py": "b = 1\n"})
     lines = pushed_lines(root, "origin", "feature")
-    assert g.parse_push_lines(root, lines, "origin") == [
-        g.PushRange("refs/heads/feature", tip, "refs/heads/feature", main, tip)
+    assert parse_push_lines(root, lines, "origin") == [
+        PushRange("refs/heads/feature", tip, "refs/heads/feature", main, tip)
     ]
     assert [c.path.name for c in g.commit_changes(root, main, tip)] == ["a.py", "b.py"]
 
@@ -379,8 +383,8 @@ def test_push_new_branch_uses_the_remote_default_branch(tmp_path: Path) -> None:
     git(clone, "switch", "-q", "-c", "feature")
     tip = commit(clone, {"a.py": "a = 1\n"})
     lines = pushed_lines(clone, "origin", "feature")
-    assert g.parse_push_lines(clone, lines, "origin") == [
-        g.PushRange("refs/heads/feature", tip, "refs/heads/feature", fork, tip)
+    assert parse_push_lines(clone, lines, "origin") == [
+        PushRange("refs/heads/feature", tip, "refs/heads/feature", fork, tip)
     ]
 
 
@@ -392,9 +396,9 @@ def test_push_two_refs_at_once(pushing: tuple[Path, str]) -> None:
     lines = pushed_lines(root, "origin", "main", "feature")
     assert len(lines) == 2
     # The remote has neither commit yet: feature's range starts at what the remote has.
-    assert sorted(g.parse_push_lines(root, lines, "origin"), key=lambda r: r.local_ref) == [
-        g.PushRange("refs/heads/feature", tip, "refs/heads/feature", old, tip),
-        g.PushRange("refs/heads/main", new, "refs/heads/main", old, new),
+    assert sorted(parse_push_lines(root, lines, "origin"), key=lambda r: r.local_ref) == [
+        PushRange("refs/heads/feature", tip, "refs/heads/feature", old, tip),
+        PushRange("refs/heads/main", new, "refs/heads/main", old, new),
     ]
 
 
@@ -406,8 +410,8 @@ def test_push_deletion_and_nothing_new_are_skipped(pushing: tuple[Path, str]) ->
     git(root, "branch", "same")
     same = pushed_lines(root, "origin", "same")
     assert len(same) == 1
-    assert g.parse_push_lines(root, [*deletion, *same, ""], "origin") == []
-    assert g.parse_push_lines(root, [f"refs/heads/main {main} refs/heads/main {main}"], "o") == []
+    assert parse_push_lines(root, [*deletion, *same, ""], "origin") == []
+    assert parse_push_lines(root, [f"refs/heads/main {main} refs/heads/main {main}"], "o") == []
 
 
 def test_push_of_a_tag_on_pushed_commits_is_skipped(pushing: tuple[Path, str]) -> None:
@@ -415,7 +419,7 @@ def test_push_of_a_tag_on_pushed_commits_is_skipped(pushing: tuple[Path, str]) -
     git(root, "tag", "-a", "-m", "release", "v1")
     lines = pushed_lines(root, "origin", "v1")
     assert len(lines) == 1 and lines[0].startswith("refs/tags/v1 ")
-    assert g.parse_push_lines(root, lines, "origin") == []
+    assert parse_push_lines(root, lines, "origin") == []
 
 
 def test_push_of_a_root_commit_starts_at_the_empty_tree(tmp_path: Path, repo: Path) -> None:
@@ -423,8 +427,8 @@ def test_push_of_a_root_commit_starts_at_the_empty_tree(tmp_path: Path, repo: Pa
     git(repo, "remote", "add", "origin", str(origin))
     tip = commit(repo, {"b.py": "b = 1\n"})
     lines = pushed_lines(repo, "origin", "main")
-    assert g.parse_push_lines(repo, lines, "origin") == [
-        g.PushRange("refs/heads/main", tip, "refs/heads/main", g.EMPTY_TREE_SHA1, tip)
+    assert parse_push_lines(repo, lines, "origin") == [
+        PushRange("refs/heads/main", tip, "refs/heads/main", g.EMPTY_TREE_SHA1, tip)
     ]
     assert {c.status for c in g.commit_changes(repo, g.EMPTY_TREE_SHA1, tip)} == {"added"}
     assert [c.path.name for c in g.commit_changes(repo, g.EMPTY_TREE_SHA1, tip)] == [
@@ -440,8 +444,8 @@ def test_push_force_starts_at_the_merge_base(pushing: tuple[Path, str]) -> None:
     new = commit(root, {"b.py": "b = 1\n"})
     lines = pushed_lines(root, "-f", "origin", "main")
     assert lines == [f"refs/heads/main {new} refs/heads/main {old}"]
-    assert g.parse_push_lines(root, lines, "origin") == [
-        g.PushRange("refs/heads/main", new, "refs/heads/main", start, new)
+    assert parse_push_lines(root, lines, "origin") == [
+        PushRange("refs/heads/main", new, "refs/heads/main", start, new)
     ]
 
 
@@ -455,27 +459,27 @@ def test_push_when_the_remote_moved_and_we_did_not_fetch(
     git(other, "push", "-q", "origin", "main")
     mine = commit(root, {"mine.py": "m = 1\n"})
     line = f"refs/heads/main {mine} refs/heads/main {theirs}"
-    assert g.parse_push_lines(root, [line], "origin") == [
-        g.PushRange("refs/heads/main", mine, "refs/heads/main", start, mine)
+    assert parse_push_lines(root, [line], "origin") == [
+        PushRange("refs/heads/main", mine, "refs/heads/main", start, mine)
     ]
     git(root, "update-ref", "-d", "refs/remotes/origin/main")
     with pytest.raises(FatalError, match="run `git fetch origin`"):
-        g.parse_push_lines(root, [line], "origin")
+        parse_push_lines(root, [line], "origin")
 
 
 def test_push_line_that_is_not_git_s(repo: Path) -> None:
     with pytest.raises(FatalError, match="unexpected pre-push input"):
-        g.parse_push_lines(repo, ["refs/heads/main abc"], "origin")
+        parse_push_lines(repo, ["refs/heads/main abc"], "origin")
 
 
 def test_pre_commit_push_range() -> None:
-    assert g.pre_commit_push_range({}) is None
-    assert g.pre_commit_push_range({"PRE_COMMIT_FROM_REF": "a"}) is None
-    assert g.pre_commit_push_range({"PRE_COMMIT_FROM_REF": "a", "PRE_COMMIT_TO_REF": "b"}) == (
+    assert pre_commit_push_range({}) is None
+    assert pre_commit_push_range({"PRE_COMMIT_FROM_REF": "a"}) is None
+    assert pre_commit_push_range({"PRE_COMMIT_FROM_REF": "a", "PRE_COMMIT_TO_REF": "b"}) == (
         "a", "b"
     )
     # pre-commit 1.x: ORIGIN is where the push starts, SOURCE what is pushed (4.x sets both).
-    assert g.pre_commit_push_range({"PRE_COMMIT_ORIGIN": "a", "PRE_COMMIT_SOURCE": "b"}) == (
+    assert pre_commit_push_range({"PRE_COMMIT_ORIGIN": "a", "PRE_COMMIT_SOURCE": "b"}) == (
         "a", "b"
     )
 
@@ -492,7 +496,7 @@ def test_pre_commit_push_range() -> None:
     ],
 )
 def test_ci_reason(environ: dict[str, str], reason: str | None) -> None:
-    assert g.ci_reason(environ) == reason
+    assert ci_reason(environ) == reason
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -548,14 +552,14 @@ def test_every_function_leaves_the_repository_alone(tmp_path: Path) -> None:
     before = state(clone)
     assert g.repo_root(clone / "app").resolve() == clone.resolve()
     assert g.hooks_dir(clone).resolve() == (clone / ".git" / "hooks").resolve()
-    base = g.find_base(clone, base=None, configured=None)
+    base = find_base(clone, base=None, configured=None)
     assert base.merge_base == start
     assert len(g.working_tree_changes(clone, base.merge_base)) == 4
     assert len(g.commit_changes(clone, start, tip)) == 3
     assert g.file_at(clone, tip, clone / "app/migrations/0002_a.py") == "a = 1\n"
     assert not g.is_checked_out(clone, tip)
     lines = [f"refs/heads/feature {tip} refs/heads/feature {'0' * 40}"]
-    assert g.parse_push_lines(clone, lines, "origin")[0].from_sha == start
+    assert parse_push_lines(clone, lines, "origin")[0].from_sha == start
     dest = tmp_path / "export"
     dest.mkdir()
     g.export_commit(clone, tip, dest)
@@ -563,7 +567,7 @@ def test_every_function_leaves_the_repository_alone(tmp_path: Path) -> None:
 
 
 def test_importing_the_module_does_not_import_gitpython() -> None:
-    code = "import sys, guard.git; assert 'git' not in sys.modules, 'git imported'"
+    code = "import sys, guard.selection.git; assert 'git' not in sys.modules, 'git imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

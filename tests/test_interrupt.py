@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.warm import CACHE_ENV
+from guard.database.cachedir import CACHE_ENV
 from tests.guardrun import write
 from tests.processes import processes_using
 from tests.test_warm_cluster import run_databases_left

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from guard.database import Server
-from guard.git import CI_VARIABLES
+from guard.database.server import Server
 from guard.main import _add_check_options
+from guard.selection.changes import CI_VARIABLES
 from tests.conftest import REPO
 from tests.gitproject import commit_all, git, make_repo, migration, setenv, state
 from tests.guardrun import Run, run_guard, write

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from guard import database
-from guard.binaries import find_binaries
-from guard.database import Server
-from guard.warm import CACHE_ENV
+from guard.database.binaries import find_binaries
+from guard.database.cachedir import CACHE_ENV
+from guard.database.server import Server, connect, connect_maintenance
 from tests.conftest import REPO
 from tests.guardrun import run_guard
 from tests.processes import processes_using
@@ -40,9 +39,9 @@ def owned_database(pg_server: Server) -> Iterator[str]:
 
     name = f"shop_own_{secrets.token_hex(4)}"
     register_test_database(name)
-    admin = database.connect_maintenance(pg_server)
+    admin = connect_maintenance(pg_server)
     admin.cursor().execute(f"CREATE DATABASE {name}")
-    own = database.connect(pg_server, name)
+    own = connect(pg_server, name)
     own.cursor().execute("CREATE TABLE precious (id int); INSERT INTO precious VALUES (1), (2)")
     own.close()
     try:
@@ -53,7 +52,7 @@ def owned_database(pg_server: Server) -> Iterator[str]:
 
 
 def activity(server: Server, name: str) -> tuple[object, ...]:
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         cur.execute(
@@ -66,7 +65,7 @@ def activity(server: Server, name: str) -> tuple[object, ...]:
 
 
 def rows(server: Server, name: str) -> list[tuple[object, ...]]:
-    conn = database.connect(server, name)
+    conn = connect(server, name)
     try:
         cur = conn.cursor()
         cur.execute(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.database import Server
+from guard.database.server import Server
 from tests.guardrun import run_guard, write
 from tests.processes import processes_using
 from tests.test_warm_cluster import run_databases_left
@@ -161,9 +161,9 @@ def test_the_next_run_removes_what_a_killed_run_left(shop: Path, pg_url: str,
 
 
 def _run_databases(server: Server) -> list[str]:
-    from guard import database
+    from guard.database.server import connect_maintenance
 
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'migration\\_guard\\_run%'")
@@ -190,9 +190,9 @@ def test_ctrl_c_while_the_base_is_built_caches_nothing(shop: Path, pg_url: str,
 
 def _caches_touched_by(server: Server, pid: int) -> list[str]:
     """Cache databases whose comment says process ``pid`` built or used them."""
-    from guard import database
+    from guard.database.server import connect_maintenance
 
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         cur.execute(

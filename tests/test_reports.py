@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from guard import database
-from guard.database import Server
-from guard.schema import diff, snapshot
-from guard.undo import statements
+from guard.database import throwaway
+from guard.database.server import Server, connect
+from guard.execution.schema import diff, snapshot
+from guard.execution.undo import statements
 from tests.guardrun import Run, run_guard, write
 from tests.test_schema import BASE as SCHEMA_BASE
 
@@ -314,8 +314,8 @@ CHANGES = {
 
 @pytest.fixture(scope="module")
 def conn(pg_server: Server) -> Iterator[Any]:
-    with database.throwaway_database(pg_server, "undo_test") as name:
-        connection = database.connect(pg_server, name)
+    with throwaway.throwaway_database(pg_server, "undo_test") as name:
+        connection = connect(pg_server, name)
         try:
             yield connection
         finally:

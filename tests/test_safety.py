@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from guard import database
-from guard.database import Server
+from guard.database.server import Server, connect_maintenance
 from tests.gitproject import commit_all, git, make_repo, migration, setenv, state
 from tests.guardrun import Run, run_guard, write
 from tests.processes import processes_using
@@ -34,7 +33,7 @@ PRECIOUS = [("precious",), (1,), (2,)]
 def settled(server: Server, name: str) -> tuple[object, ...]:
     """The counters of ``name`` once no session is connected to it and they stand still (a
     session's counters reach pg_stat_database when it ends, shortly after it disconnects)."""
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         deadline = time.monotonic() + 10

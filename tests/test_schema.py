@@ -1,4 +1,4 @@
-"""guard.schema on a real PostgreSQL: what a snapshot sees, and what a diff reports."""
+"""guard.execution.schema on a real PostgreSQL: what a snapshot sees, and what a diff reports."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from guard import database
-from guard.database import Server
-from guard.schema import Schema, SchemaDiff, diff, snapshot
+from guard.database import throwaway
+from guard.database.server import Server, connect
+from guard.execution.schema import Schema, SchemaDiff, diff, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,8 +70,8 @@ DJANGO_MIGRATIONS = {
 @pytest.fixture(scope="module")
 def db(pg_server: Server) -> Iterator[tuple[str, Any]]:
     """One database for the module: its name and an autocommit connection."""
-    with database.throwaway_database(pg_server, "schema_test") as name:
-        conn = database.connect(pg_server, name)
+    with throwaway.throwaway_database(pg_server, "schema_test") as name:
+        conn = connect(pg_server, name)
         try:
             yield name, conn
         finally:
@@ -436,7 +436,7 @@ def test_django_cursor(pg_server: Server, db: tuple[str, Any], cur: Any) -> None
             "ENGINE": "django.db.backends.postgresql", **json.loads(sys.argv[1])}})
         django.setup()
         from django.db import connection
-        from guard.schema import snapshot
+        from guard.execution.schema import snapshot
         with connection.cursor() as cursor:
             print(json.dumps(snapshot(cursor)))
         """

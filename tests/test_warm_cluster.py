@@ -1,4 +1,4 @@
-"""guard.warm.WarmCluster against the real PostgreSQL binaries of this machine: no mocks.
+"""guard.database.warm.WarmCluster against the real PostgreSQL binaries of this machine: no mocks.
 
 Every test points MIGRATION_GUARD_CACHE_DIR at a folder of its own made with tempfile.mkdtemp()
 and opened to 0755 (pytest's tmp_path is 0700: as root, the server's user could not enter it),
@@ -20,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from guard import binaries, database, warm
+from guard.database import binaries, cachedir, warm
+from guard.database.providers import provide
+from guard.database.server import Server, connect
+from guard.database.throwaway import PREFIX, create_database
 from guard.errors import FatalError
 from tests.conftest import REPO
 from tests.processes import process_gone, processes_using
@@ -36,22 +39,22 @@ def cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The cache folder of the test (0755), through MIGRATION_GUARD_CACHE_DIR."""
     folder = Path(tempfile.mkdtemp(prefix="mg-warm-test-"))
     folder.chmod(0o755)
-    monkeypatch.setenv(warm.CACHE_ENV, str(folder))
+    monkeypatch.setenv(cachedir.CACHE_ENV, str(folder))
     try:
         yield folder
     finally:
         left = processes_using(folder)
         # A WarmCluster that a failed test left entered refuses: its processes are killed below.
         with contextlib.suppress(FatalError):
-            warm.remove_warm_clusters(folder)
+            cachedir.remove_warm_clusters(folder)
         for pid in processes_using(folder):
             os.kill(pid, signal.SIGKILL)
         subprocess.run(["rm", "-rf", str(folder)], check=False)
     assert not left, f"processes left running in {folder}: {left}"
 
 
-def query(server: database.Server, sql: str, dbname: str = "postgres") -> object:
-    conn = database.connect(server, dbname)
+def query(server: Server, sql: str, dbname: str = "postgres") -> object:
+    conn = connect(server, dbname)
     try:
         cur = conn.cursor()
         cur.execute(sql)
@@ -60,8 +63,8 @@ def query(server: database.Server, sql: str, dbname: str = "postgres") -> object
         conn.close()
 
 
-def databases(server: database.Server) -> set[str]:
-    conn = database.connect(server, "postgres")
+def databases(server: Server) -> set[str]:
+    conn = connect(server, "postgres")
     try:
         cur = conn.cursor()
         cur.execute("SELECT datname FROM pg_database")
@@ -77,7 +80,7 @@ def run_databases_left(cache: Path) -> list[str]:
         return sorted(
             name
             for name in databases(kept.server)
-            if name.startswith(database.PREFIX) and not name.startswith(f"{database.PREFIX}cache_")
+            if name.startswith(PREFIX) and not name.startswith(f"{PREFIX}cache_")
         )
 
 
@@ -91,7 +94,7 @@ def uid_of(pid: int) -> int:
 def major() -> str:
     found = binaries.find_binaries()
     assert found is not None
-    return warm.postgres_major(found)
+    return binaries.postgres_major(found)
 
 
 def wait_gone(pid: int, timeout: float = 15.0) -> None:
@@ -107,29 +110,29 @@ def wait_gone(pid: int, timeout: float = 15.0) -> None:
 def test_cache_root_follows_the_override_and_the_platform(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(warm.CACHE_ENV, "/somewhere/else")
-    assert warm.cache_root() == Path("/somewhere/else")
-    monkeypatch.delenv(warm.CACHE_ENV)
+    monkeypatch.setenv(cachedir.CACHE_ENV, "/somewhere/else")
+    assert cachedir.cache_root() == Path("/somewhere/else")
+    monkeypatch.delenv(cachedir.CACHE_ENV)
     if IS_ROOT:
-        assert warm.cache_root() == Path(f"/var/tmp/migration-guard-{os.geteuid()}")
-    monkeypatch.setattr(warm, "is_root", lambda: False)
+        assert cachedir.cache_root() == Path(f"/var/tmp/migration-guard-{os.geteuid()}")
+    monkeypatch.setattr(cachedir, "is_root", lambda: False)
     monkeypatch.setenv("HOME", "/home/someone")
     monkeypatch.setenv("XDG_CACHE_HOME", "/xdg/cache")
-    assert warm.cache_root() == Path("/xdg/cache/migration-guard")
+    assert cachedir.cache_root() == Path("/xdg/cache/migration-guard")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
-    assert warm.cache_root() == Path("/home/someone/.cache/migration-guard")
+    assert cachedir.cache_root() == Path("/home/someone/.cache/migration-guard")
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert warm.cache_root() == Path("/home/someone/Library/Caches/migration-guard")
+    assert cachedir.cache_root() == Path("/home/someone/Library/Caches/migration-guard")
 
 
 def test_the_socket_folder_is_derived_from_the_data_folder() -> None:
     short = Path("/var/tmp/migration-guard-0/cluster-15")
-    assert warm.socket_dir_for(short) == Path("/var/tmp/migration-guard-0/cluster-15.sock")
+    assert cachedir.socket_dir_for(short) == Path("/var/tmp/migration-guard-0/cluster-15.sock")
     deep = Path("/home/someone") / ("d" * 80) / "cluster-15"
-    fallback = warm.socket_dir_for(deep)
+    fallback = cachedir.socket_dir_for(deep)
     assert fallback.parent == Path("/tmp") and fallback.name.startswith("mg-")
-    assert warm.socket_dir_for(deep) == fallback
-    assert warm.socket_dir_for(deep.with_name("cluster-16")) != fallback
+    assert cachedir.socket_dir_for(deep) == fallback
+    assert cachedir.socket_dir_for(deep.with_name("cluster-16")) != fallback
 
 
 # --------------------------------------------------------------------------- one run, then the next
@@ -149,7 +152,7 @@ def test_first_use_initialises_and_a_database_survives_a_second_use(cache: Path)
             assert uid_of(pid) != 0
             assert first.data_dir.stat().st_uid == uid_of(pid)
             assert stat.S_IMODE(first.socket_dir.stat().st_mode) == 0o700
-        database.create_database(first.server, CACHE_DB)
+        create_database(first.server, CACHE_DB)
     # The last one out stopped the server (a fast, clean shutdown); the data folder stays.
     assert first.stopped
     assert process_gone(pid)
@@ -181,7 +184,7 @@ def test_overlapping_uses_share_one_server_and_the_last_one_out_stops_it(cache: 
         assert not a.stopped
         assert not process_gone(a.pid)
         assert query(b.server, "SELECT 41 + 1") == 42
-        database.create_database(b.server, CACHE_DB)
+        create_database(b.server, CACHE_DB)
     finally:
         b.__exit__(None, None, None)
     assert b.stopped
@@ -191,7 +194,7 @@ def test_overlapping_uses_share_one_server_and_the_last_one_out_stops_it(cache: 
 
 HOLDER = """
 import sys
-from guard import warm
+from guard.database import warm
 with warm.WarmCluster() as kept:
     print(kept.pid, flush=True)
     sys.stdin.readline()
@@ -248,7 +251,7 @@ def test_a_stale_postmaster_pid_after_sigkill_is_recovered(cache: Path) -> None:
     with warm.WarmCluster() as first:
         pid = first.pid
         assert pid is not None
-        database.create_database(first.server, CACHE_DB)
+        create_database(first.server, CACHE_DB)
         os.kill(pid, signal.SIGKILL)
         wait_gone(pid)
     assert not first.stopped  # nothing was left to stop
@@ -286,7 +289,7 @@ def test_a_half_initialised_data_folder_is_rebuilt(cache: Path) -> None:
 
 def test_a_data_folder_that_does_not_start_is_rebuilt(cache: Path) -> None:
     with warm.WarmCluster() as first:
-        database.create_database(first.server, CACHE_DB)
+        create_database(first.server, CACHE_DB)
     with (first.data_dir / "postgresql.conf").open("a") as conf:
         conf.write("this_is_no_setting = 1\n")
     with warm.WarmCluster() as second:
@@ -301,17 +304,17 @@ def test_a_data_folder_that_does_not_start_is_rebuilt(cache: Path) -> None:
 
 
 def test_remove_warm_clusters_removes_them_and_refuses_while_in_use(cache: Path) -> None:
-    assert warm.remove_warm_clusters() == []
+    assert cachedir.remove_warm_clusters() == []
     (cache / "unrelated.txt").write_text("stays")
     with warm.WarmCluster() as kept:
         with pytest.raises(FatalError, match="in progress"):
-            warm.remove_warm_clusters()
+            cachedir.remove_warm_clusters()
         assert query(kept.server, "SELECT 1") == 1
         assert kept.data_dir.is_dir()
-    removed = warm.remove_warm_clusters()
+    removed = cachedir.remove_warm_clusters()
     assert kept.data_dir in removed and kept.lock_path in removed
     assert sorted(p.name for p in cache.iterdir()) == ["unrelated.txt"]
-    assert warm.remove_warm_clusters() == []
+    assert cachedir.remove_warm_clusters() == []
 
 
 def test_remove_warm_clusters_stops_a_server_nobody_uses(cache: Path) -> None:
@@ -319,7 +322,7 @@ def test_remove_warm_clusters_stops_a_server_nobody_uses(cache: Path) -> None:
     holder.kill()
     holder.wait()
     assert not process_gone(pid)
-    removed = warm.remove_warm_clusters()
+    removed = cachedir.remove_warm_clusters()
     assert cache / f"cluster-{major()}" in removed
     assert process_gone(pid)
     assert list(cache.iterdir()) == []
@@ -330,12 +333,12 @@ def test_a_long_cache_folder_puts_the_socket_in_a_short_one(cache: Path) -> None
     with warm.WarmCluster(root=deep) as first:
         socket_dir = Path(first.server.host)
         assert socket_dir.parent == Path("/tmp") and socket_dir.name.startswith("mg-")
-        assert socket_dir == warm.socket_dir_for(first.data_dir)
+        assert socket_dir == cachedir.socket_dir_for(first.data_dir)
         assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
         assert query(first.server, "SELECT 1") == 1
     with warm.WarmCluster(root=deep) as second:
         assert second.server.host == str(socket_dir) and not second.initialised
-    removed = warm.remove_warm_clusters(deep)
+    removed = cachedir.remove_warm_clusters(deep)
     assert socket_dir in removed and not socket_dir.exists()
 
 
@@ -347,7 +350,7 @@ def test_as_root_a_cache_folder_the_server_user_cannot_reach_is_a_clear_error(
     private.mkdir(mode=0o700)
     with pytest.raises(FatalError) as caught:
         warm.WarmCluster(root=private / "cache").__enter__()
-    assert str(private) in str(caught.value) and warm.CACHE_ENV in str(caught.value)
+    assert str(private) in str(caught.value) and cachedir.CACHE_ENV in str(caught.value)
     assert processes_using(cache) == []
 
 
@@ -361,20 +364,20 @@ def test_as_root_a_cache_folder_others_may_write_is_refused(cache: Path) -> None
     assert list(shared.iterdir()) == []
 
 
-# --------------------------------------------------------------------------- database.provide
+# --------------------------------------------------------------------------- providers.provide
 
 
 def test_provide_local_uses_the_warm_cluster_and_says_so(cache: Path) -> None:
-    with database.provide("local", None) as first:
+    with provide("local", None) as first:
         assert first.provider == "local"
         assert f"in {cache / f'cluster-{major()}'} (initialised now)" in first.reason
         assert first.reason.startswith("local cluster from ")
-        database.create_database(first.server, CACHE_DB)
+        create_database(first.server, CACHE_DB)
     assert processes_using(cache) == []
-    with database.provide("local", None) as second:
+    with provide("local", None) as second:
         assert second.reason.endswith("(warm)")
         assert CACHE_DB in databases(second.server)
-    with database.provide("local", None, warm=False, scratch_dir=str(cache)) as throwaway:
+    with provide("local", None, warm=False, scratch_dir=str(cache)) as throwaway:
         assert throwaway.reason.startswith("throwaway cluster from ")
         assert CACHE_DB not in databases(throwaway.server)
     assert processes_using(cache) == []
@@ -403,6 +406,6 @@ def test_as_root_binaries_the_server_user_cannot_reach_are_copied_once(cache: Pa
         assert sorted(cache.glob("pginstall-*")) == copies
         assert copies[0].stat().st_ino == made
         assert processes_using(private) == []
-        assert copies[0] in warm.remove_warm_clusters()
+        assert copies[0] in cachedir.remove_warm_clusters()
     finally:
         subprocess.run(["rm", "-rf", str(private)], check=False)

@@ -24,8 +24,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from guard import errors
 from guard.config import CheckOptions, build_options, find_project_dir
+from guard.error_handler import guarded
 from guard.errors import FatalError
-from guard.main import _add_check_options, guarded
+from guard.main import _add_check_options
 
 NOT_HERE = {"settings", "project_dir"}
 """``check`` options that the running project answers."""
@@ -181,7 +182,7 @@ def _from_git(options: CheckOptions, check: Callable[[CheckOptions], int], stder
               ) -> int:
     """No PATH: git says what to test, as for ``migration-guard check``; one run at most."""
     try:
-        from guard import changes
+        from guard.selection import changes
     except ImportError as exc:  # pragma: no cover - GitPython is a dependency
         raise FatalError(
             f"Without PATH, git says what to test, which needs GitPython ({exc}): install "

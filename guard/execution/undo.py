@@ -1,12 +1,12 @@
 """The SQL that would undo a schema difference: what a reverse that leaves one behind should run.
 
-:func:`statements` takes the structured items of :func:`guard.schema.diff` (expected = the schema
-before a migration, actual = the schema after rolling it back) and returns statements that turn
-the actual schema into the expected one: ``DROP TABLE "t";`` for a table left behind,
-``ALTER TABLE "t" ADD COLUMN ...`` for a column the reverse dropped, and so on. Objects that go
-with one already handled are left out (the columns, constraints and indexes of a table that is
-dropped), and the statements come in an order that runs: drops before changes before creations,
-foreign keys dropped first and added last.
+:func:`statements` takes the structured items of :func:`guard.execution.schema.diff`
+(expected = the schema before a migration, actual = the schema after rolling it back) and
+returns statements that turn the actual schema into the expected one: ``DROP TABLE "t";`` for a
+table left behind, ``ALTER TABLE "t" ADD COLUMN ...`` for a column the reverse dropped, and so
+on. Objects that go with one already handled are left out (the columns, constraints and indexes
+of a table that is dropped), and the statements come in an order that runs: drops before changes
+before creations, foreign keys dropped first and added last.
 
 What cannot be written from the catalog (a changed partition bound, an index that became
 invalid) gets no statement; the difference is still listed in the report.
@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from guard.schema import DiffItem
+from guard.execution.schema import DiffItem
 
 _CREATE_INDEX = re.compile(r"^(CREATE (?:UNIQUE )?INDEX )")
 _QUALIFIED = re.compile(r'^("(?:[^"]|"")*")\.("(?:[^"]|"")*")$')

@@ -21,8 +21,7 @@ import subprocess
 import time
 from types import TracebackType
 
-from guard import database
-from guard.database import Server
+from guard.database.server import Server, connect_maintenance
 from guard.errors import FatalError
 
 NAME_PREFIX = "migration_guard_"
@@ -189,7 +188,7 @@ class DockerPostgres:
             time.sleep(0.5)
         while True:
             try:
-                database.connect_maintenance(self.server).close()
+                connect_maintenance(self.server).close()
                 return
             except FatalError as exc:
                 last = str(exc)

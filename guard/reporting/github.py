@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from guard.reporting import Report, details, irreversible_hint, summary_line
+from guard.reporting.model import Report
+from guard.reporting.text import details, irreversible_hint, summary_line
 from guard.types import STEPS, MigrationKey, label
 
 

@@ -4,9 +4,9 @@ This module owns what "the same schema" means. :func:`snapshot` reads the catalo
 query that returns JSON (one round trip, a few milliseconds) and turns it into a plain
 :data:`Schema`: ``kind -> identity -> definition``. :func:`diff` compares two snapshots into
 human-readable differences (and the same as structured :class:`DiffItem` objects, from which
-:mod:`guard.undo` writes the SQL that would undo them), plus warnings for changes that do not
-matter to the application: a constraint or index that only has another name, columns in another
-order.
+:mod:`guard.execution.undo` writes the SQL that would undo them), plus warnings for changes that
+do not matter to the application: a constraint or index that only has another name, columns in
+another order.
 
 Covered, in every schema but ``pg_catalog``, ``information_schema``, ``pg_toast*`` and
 ``pg_temp*``: schemas, tables (columns, comments, partitioning), constraints, indexes, sequences
@@ -254,7 +254,8 @@ def _build(catalog: dict[str, Any]) -> Schema:
 
 @dataclass(frozen=True)
 class DiffItem:
-    """One difference, structured: what :mod:`guard.undo` turns into the SQL that undoes it."""
+    """One difference, structured: what :mod:`guard.execution.undo` turns into the SQL that
+    undoes it."""
 
     kind: str
     """``table``, ``column``, ``constraint``, ``index``, ``sequence``, ``view``, ..."""

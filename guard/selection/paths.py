@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from guard.planning import full_order, migration_file
+from guard.planning.graph import full_order, migration_file
 from guard.types import MigrationKey, Selected
 
 if TYPE_CHECKING:

@@ -23,14 +23,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard import database
-from guard.database import Server, quote_ident
+from guard.database import throwaway
+from guard.database.server import Server, connect_maintenance, quote_ident
+from guard.planning.graph import migration_file
 from guard.types import MigrationKey, label
 
 if TYPE_CHECKING:
     from django.db.migrations.loader import MigrationLoader
 
-CACHE_PREFIX = f"{database.PREFIX}cache_"
+CACHE_PREFIX = f"{throwaway.PREFIX}cache_"
 DEFAULT_SIZE = 5
 FORMAT = 1
 """Bumped when what a cached database holds changes, so old caches are never reused."""
@@ -81,7 +82,6 @@ def key(
     """The digest of everything the base state depends on."""
     import django
 
-    from guard.planning import migration_file
 
     digest = hashlib.sha256()
     digest.update(json.dumps(
@@ -112,25 +112,8 @@ def key(
     return digest.hexdigest()[:24]
 
 
-def relevant_settings() -> dict[str, Any]:
-    """The settings that change the SQL migrations produce or how the base is built."""
-    from django.conf import settings
-
-    from guard.project import original_options
-
-    default = settings.DATABASES["default"]
-    return {
-        "engine": default.get("ENGINE"),
-        "options": original_options("default").get("options"),
-        "installed_apps": list(settings.INSTALLED_APPS),
-        "migration_modules": getattr(settings, "MIGRATION_MODULES", {}),
-        "use_tz": getattr(settings, "USE_TZ", None),
-        "default_auto_field": getattr(settings, "DEFAULT_AUTO_FIELD", None),
-    }
-
-
 def server_version(server: Server) -> str:
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         cur.execute("SHOW server_version")
@@ -152,7 +135,7 @@ def _touch(cur: Any, name: str) -> None:
 
 def cached(server: Server) -> list[tuple[str, float]]:
     """The cache databases on ``server``, least recently used first."""
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         cur.execute(
@@ -178,7 +161,7 @@ def evict(server: Server, keep: int, *, protect: str = "") -> list[str]:
     excess = len(entries) + (1 if protect else 0) - keep
     dropped = []
     for name in entries[: max(excess, 0)]:
-        database.drop_database(server, name)
+        throwaway.drop_database(server, name)
         dropped.append(name)
     return dropped
 
@@ -186,14 +169,14 @@ def evict(server: Server, keep: int, *, protect: str = "") -> list[str]:
 def drop_all(server: Server) -> list[str]:
     names = [name for name, _ in cached(server)]
     for name in names:
-        database.drop_database(server, name)
+        throwaway.drop_database(server, name)
     return names
 
 
 @contextmanager
 def _advisory_lock(server: Server, name: str) -> Iterator[Any]:
     """Hold a session advisory lock named after the cache while the block runs."""
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
@@ -214,7 +197,7 @@ def ensure(
     succeeded; on failure nothing is cached and None is returned.
     """
     name = f"{CACHE_PREFIX}{digest}"
-    conn = database.connect_maintenance(server)
+    conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
         if _exists(cur, name):
@@ -226,8 +209,8 @@ def ensure(
         if _exists(cur, name):  # built by a concurrent run while we waited
             _touch(cur, name)
             return name, True
-        building = database.new_name("build")
-        database.create_database(server, building)
+        building = throwaway.new_name("build")
+        throwaway.create_database(server, building)
         try:
             ok = build(building)
             if ok:
@@ -237,7 +220,7 @@ def ensure(
                 _touch(cur, name)
         finally:
             if not _exists(cur, name) or _exists(cur, building):
-                database.drop_database(server, building)
+                throwaway.drop_database(server, building)
     if not ok:
         return None
     evict(server, keep, protect=name)

@@ -3,13 +3,15 @@
 :func:`find_binaries` looks for a folder that holds ``initdb``, ``pg_ctl`` and ``postgres``
 together: an explicit setting, else the folders of :func:`default_candidates` (``pg_config``,
 the usual Linux, Homebrew and Postgres.app folders, ``initdb`` on PATH, and last the optional
-``pgserver`` package). :func:`missing_binaries_error` says where it looked when nothing is found.
+``pgserver`` package). :func:`missing_binaries_error` says where it looked when nothing is found;
+:func:`postgres_major` says which major version a folder holds.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +21,8 @@ from guard.errors import FatalError
 
 REQUIRED = ("initdb", "pg_ctl", "postgres")
 """The programs a folder must hold, all three, to count as PostgreSQL binaries."""
+VERSION_TIMEOUT = 30.0
+"""For ``postgres --version``."""
 
 EMBEDDED_HINT = 'pip install "migration-guard[embedded]"'
 
@@ -165,3 +169,28 @@ def missing_binaries_error(explicit: Path | None, candidates: Sequence[Path] | N
         f"looked in: {where}. Install the PostgreSQL server (e.g. apt-get install postgresql, "
         f"brew install postgresql@16), or {EMBEDDED_HINT}, or use --db with a URL or docker."
     )
+
+
+def postgres_major(bindir: Path) -> str:
+    """The major version of the PostgreSQL in ``bindir`` (``"15"``, ``"9.6"``), from ``-V``."""
+    program = bindir / "postgres"
+    try:
+        done = subprocess.run(
+            [str(program), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise FatalError(f"Cannot run {program} --version: {exc}.") from exc
+    found = re.search(r"\)\s*(\d+)(?:\.(\d+))?", done.stdout)
+    if done.returncode != 0 or found is None:
+        output = " ".join((done.stdout + done.stderr).split()) or "no output"
+        raise FatalError(
+            f"{program} --version did not say which PostgreSQL it is (exit code "
+            f"{done.returncode}: {output}). Point the setting at a PostgreSQL bin folder."
+        )
+    major, minor = found.groups()
+    return major if int(major) >= 10 or minor is None else f"{major}.{minor}"

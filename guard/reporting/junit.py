@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from guard.reporting import Report, details, irreversible_hint
+from guard.reporting.model import Report
+from guard.reporting.text import details, irreversible_hint
 from guard.types import STEPS, StepResult, label
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

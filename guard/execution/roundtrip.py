@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from guard import schema, undo
-from guard.database import one_line
+from guard.database.server import one_line
 from guard.errors import FatalError
-from guard.planning import ancestors_within
+from guard.execution import schema, undo
+from guard.planning.graph import ancestors_within
 from guard.types import MigrationKey, StepResult, label
 
 if TYPE_CHECKING:

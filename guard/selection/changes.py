@@ -8,7 +8,8 @@
 - **full mode**: in CI, or when no base can be found; one line says why.
 
 A modified migration whose code is unchanged in meaning (comments, formatting, docstrings,
-annotations) is not selected; such files are listed. Only this module and ``guard.git`` know git.
+annotations) is not selected; such files are listed. Only this part of the package
+(``guard.selection``: this module, ``git``, ``base`` and ``push``) knows git.
 """
 
 from __future__ import annotations
@@ -21,9 +22,26 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from guard import git, semantic
 from guard.config import CheckOptions
 from guard.errors import FatalError
+from guard.selection import base as target
+from guard.selection import git, push, semantic
+
+CI_VARIABLES = (
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "BUILDKITE",
+    "CIRCLECI",
+    "JENKINS_URL",
+    "TF_BUILD",
+    "TRAVIS",
+    "BITBUCKET_BUILD_NUMBER",
+    "TEAMCITY_VERSION",
+    "DRONE",
+    "CODEBUILD_BUILD_ID",
+)
+"""Environment variables that mean a CI run (unless set to false, 0, no or off)."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +152,7 @@ def decide(
     if options.mode == "full":
         return Decision((Run(_full(options, "--full / --mode full")),))
     if options.mode == "auto" and push_lines is None:
-        reason = git.ci_reason(environ)
+        reason = ci_reason(environ)
         if reason:
             return Decision((Run(_full(options, f"running in CI ({reason})")),))
     try:
@@ -145,11 +163,11 @@ def decide(
         why = f"{options.project_dir} is not in a git repository"
         return Decision((Run(_full(options, why)),))
 
-    pushed = git.pre_commit_push_range(environ) if push_lines is None else None
+    pushed = push.pre_commit_push_range(environ) if push_lines is None else None
     if push_lines is not None:
         ranges = [
             (r.from_sha, r.to_sha, f"{r.local_ref} -> {r.remote_ref}")
-            for r in git.parse_push_lines(root, push_lines, remote)
+            for r in push.parse_push_lines(root, push_lines, remote)
         ]
     elif pushed is not None:
         ranges = [(pushed[0], pushed[1], "the range pre-commit passes")]
@@ -160,8 +178,8 @@ def decide(
         return Decision(tuple(run for run in runs if run is not None))
 
     try:
-        base = git.find_base(root, base=options.base, configured=options.configured_base)
-    except git.NoBase as exc:
+        base = target.find_base(root, base=options.base, configured=options.configured_base)
+    except target.NoBase as exc:
         if options.mode == "changed":
             raise FatalError(f"--mode changed: {exc.reason}. Pass --base REF.") from None
         return Decision((Run(_full(options, exc.reason)),))
@@ -216,3 +234,16 @@ def materialised(run: Run) -> Iterator[CheckOptions]:
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+
+def ci_reason(environ: Mapping[str, str]) -> str | None:
+    """Why this looks like a CI run (``CI=true is set``), None when it does not."""
+    for name in CI_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value.lower() in ("", "0", "false", "no", "off"):
+            continue
+        if len(value) <= 20 and " " not in value:
+            return f"{name}={value} is set"
+        return f"{name} is set"
+    return None

@@ -1,0 +1,72 @@
+"""``--format json``: the report as one JSON object, the contract documented in the README."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from guard.reporting.model import Report
+from guard.reporting.text import step_hint
+from guard.types import MigrationKey, StepResult, label
+
+
+def _step_json(report: Report, key: MigrationKey, step: StepResult) -> dict[str, Any]:
+    data: dict[str, Any] = {"step": step.step, "ok": step.ok, "seconds": round(step.seconds, 4)}
+    if step.error:
+        data["error"] = step.error
+    hint = step_hint(report, key, step)
+    if hint:
+        data["hint"] = hint
+    if step.schema_diff:
+        data["schema_diff"] = step.schema_diff
+    if step.undo_sql:
+        data["undo_sql"] = step.undo_sql
+    if step.warnings:
+        data["warnings"] = step.warnings
+    return data
+
+
+def as_json(report: Report) -> dict[str, Any]:
+    return {
+        "mode": report.mode,
+        "passed": report.passed,
+        "seconds": round(report.seconds, 3),
+        "project": {"dir": report.project_dir, "settings": report.settings},
+        "database": report.database,
+        "selected": [
+            {
+                "migration": label(s.migration),
+                "reason": s.reason,
+                **({"because_of": [label(k) for k in s.because_of]} if s.because_of else {}),
+            }
+            for s in report.selected
+        ],
+        "ignored": [{"path": p, "reason": r} for p, r in report.ignored],
+        "notes": report.notes,
+        "base": {
+            "migrations": report.outcome.base_count,
+            "seconds": round(report.outcome.base_seconds, 4),
+            "cached": report.outcome.base_cached,
+            **({"error": report.outcome.base_error} if report.outcome.base_error else {}),
+        },
+        "irreversible": [
+            {"migration": label(i.migration), "operation": i.operation, "accepted": ok}
+            for i, ok in report.irreversible
+        ],
+        "results": [
+            {
+                "migration": label(s.migration),
+                "file": report.files.get(s.migration),
+                "passed": report.migration_passed(s.migration),
+                **({"accepted": report.accepted[s.migration]}
+                   if s.migration in report.accepted else {}),
+                "steps": [_step_json(report, s.migration, step)
+                          for step in report.outcome.steps.get(s.migration, [])],
+            }
+            for s in report.selected
+        ],
+        "checks": [
+            {"name": c.name, "ok": c.ok, "errors": c.errors, "warnings": c.warnings,
+             **({"hint": c.hint} if c.hint and not c.ok else {})}
+            for c in report.checks
+        ],
+    }

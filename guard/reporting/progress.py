@@ -1,0 +1,53 @@
+"""Progress lines on stderr while a run goes, so that stdout stays clean for a report."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from guard.reporting.model import Report
+from guard.reporting.text import describe_reason
+from guard.types import MigrationKey, StepResult, label
+
+
+class Progress:
+    """Lines to stderr while the run goes; quiet when not verbose and nothing is wrong."""
+
+    def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.verbose = verbose
+        self.accepted: set[MigrationKey] = set()
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.stream, flush=True)
+
+    def selection(self, report: Report) -> None:
+        for path, why in report.ignored:
+            self.line(f"warning: ignored {path}: {why}")
+        for note in report.notes:
+            self.line(f"note: {note}")
+        if not report.selected:
+            self.line("selected: no migrations")
+            return
+        self.line(f"selected {len(report.selected)} migration(s):")
+        width = max(len(label(s.migration)) for s in report.selected)
+        for item in report.selected:
+            self.line(f"  {label(item.migration):<{width}}  {describe_reason(item, report.last)}")
+
+    def base(self, count: int, seconds: float, *, cached: bool = False) -> None:
+        what = f"{count} migration(s) outside the selection"
+        status = "cached" if cached else "ok"
+        self.line(f"  {'base':<13} {what:<40} {status:<7} {seconds:6.2f}s")
+
+    def step(self, key: MigrationKey, result: StepResult) -> None:
+        status = {True: "ok", False: "FAILED", None: "skipped"}[result.ok]
+        if result.ok is False and key in self.accepted:
+            status = "accepted"
+        self.line(
+            f"  {result.step:<13} {label(key):<40} {status:<7} {result.seconds:6.2f}s"
+        )
+        if result.ok is False or (self.verbose and result.ok is None):
+            self.line(f"      {result.error}")
+        if self.verbose:
+            for warning in result.warnings:
+                self.line(f"      warning: {warning}")

@@ -1,0 +1,100 @@
+"""The report for people: failures with their file and hint, warnings, one summary line.
+
+The phrases here (why a migration was selected, how to fix an irreversible operation, what a
+failed step says under its error) are shared by the other writers.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from guard.planning.reversibility import Irreversible
+from guard.reporting.model import Report
+from guard.types import MigrationKey, Selected, StepResult, label
+
+
+def describe_reason(item: Selected, last: int) -> str:
+    if item.reason == "changed":
+        return "changed (given)"
+    if item.reason == "last-N":
+        return f"last {last} of its app"
+    return "depends on " + ", ".join(label(k) for k in item.because_of)
+
+
+def irreversible_hint(irreversible: Irreversible) -> str:
+    """How to fix an irreversible operation, with the operation's own names filled in."""
+    accept = (f'or accept it with allow_irreversible = ["{label(irreversible.migration)}"] in '
+              "[tool.migration-guard].")
+    if not irreversible.fix:
+        return f"Give it a reverse that undoes it, {accept}"
+    return (
+        f"If doing nothing on rollback is right, use `{irreversible.fix}`; else give it a "
+        f"reverse that undoes it, {accept}"
+    )
+
+
+def details(step: StepResult) -> list[str]:
+    """What a failed step's report says under its error: differences, undo SQL, hint."""
+    lines = [f"- {d}" for d in step.schema_diff]
+    lines += [f"undo: {sql}" for sql in step.undo_sql]
+    if step.hint:
+        lines.append(f"hint: {step.hint}")
+    return lines
+
+
+def write_text(report: Report, out: TextIO) -> None:
+    lines: list[str] = []
+    for irreversible, accepted in report.irreversible:
+        if accepted:
+            lines.append(f"accepted (allow_irreversible): {irreversible.describe()}")
+        else:
+            key = irreversible.migration
+            lines += [
+                f"FAILED {label(key)}: {irreversible.describe()}",
+                f"  file: {report.files.get(key, '?')}",
+                f"  hint: {irreversible_hint(irreversible)}",
+            ]
+    if report.outcome.base_error:
+        lines.append(f"FAILED base: {report.outcome.base_error}")
+    for key, step in report.accepted_failures():
+        lines.append(f"skipped (accepted: {report.accepted[key]}) {label(key)}: "
+                     f"{step.step}: {step.error}")
+    for key, step in report.failures():
+        lines.append(f"FAILED {label(key)}: {step.step}: {step.error}")
+        lines.append(f"  file: {report.files.get(key, '?')}")
+        lines += [f"  {line}" for line in details(step)]
+    for check in report.checks:
+        for error in check.errors:
+            lines.append(f"FAILED {check.name}: {error}")
+        if check.hint and not check.ok:
+            lines.append(f"  hint: {check.hint}")
+        for warning in check.warnings:
+            lines.append(f"warning: {check.name}: {warning}")
+    lines.append(summary_line(report))
+    out.write("\n".join(lines) + "\n")
+
+
+def summary_line(report: Report) -> str:
+    count = len(report.selected)
+    failed = [s.migration for s in report.selected if not report.migration_passed(s.migration)]
+    checks_failed = [c.name for c in report.checks if not c.ok]
+    accepted = [s.migration for s in report.selected if s.migration in report.accepted]
+    parts = [f"{count - len(failed)} of {count} migration(s) passed"]
+    if accepted:
+        parts[0] += f", {len(accepted)} accepted"
+    if checks_failed:
+        parts.append("failed checks: " + ", ".join(checks_failed))
+    verdict = "passed" if report.passed else "FAILED"
+    return (
+        f"migration-guard {verdict}: " + "; ".join(parts)
+        + f" ({report.mode} mode, {report.database.get('provider', '?')} database, "
+        f"{report.seconds:.1f}s)"
+    )
+
+
+def step_hint(report: Report, key: MigrationKey, step: StepResult) -> str:
+    """The step's hint; for the skipped backward step of a refused irreversible migration, how
+    to make it reversible."""
+    if step.hint or step.step != "backward" or step.ok is not None:
+        return step.hint
+    return " ".join(irreversible_hint(i) for i in report.refused(key))
