@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,12 +15,13 @@ from typing import TYPE_CHECKING, TextIO
 
 from guard import project
 from guard.config import CheckOptions
-from guard.database import cache, throwaway
-from guard.database.providers import Provided, provide
-from guard.database.server import driver_errors, make_interruptible, one_line
+from guard.database import throwaway
+from guard.database.aliases import Aliases, classify
+from guard.database.providers import can_create_databases, provide
+from guard.database.server import Server, make_interruptible
 from guard.errors import CHECK_FAILED, PASSED, FatalError
-from guard.execution import checks
-from guard.execution.roundtrip import Execution
+from guard.execution import checks, routing, runs
+from guard.execution.roundtrip import Outcome
 from guard.planning.graph import Plan, load_graph, make_plan, migration_file, state_after
 from guard.planning.reversibility import irreversible_operations
 from guard.reporting.model import Report
@@ -56,6 +56,10 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         f"migration-guard: {report.project_dir} (settings {proj.settings_module}, "
         f"from {proj.settings_origin})"
     )
+
+    aliases = classify(proj.databases, options.databases, proj.settings_module)
+    report.aliases = list(aliases.tested)
+    progress.several = report.several
 
     report.notes.extend(options.notes)
     squashes = paths.replaced_by(loader)
@@ -99,7 +103,11 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         if filename:
             report.files[key] = _shown(filename, options)
             report.sources[key] = filename
+    report.not_tested = _not_tested(aliases, plan.order)
+    report.notes.extend(_alias_notes(aliases))
     progress.selection(report)
+    for line in report.not_tested:
+        progress.line(f"warning: {line}")
 
     # Known failures a team accepts: in config, or marked in the migration file.
     report.accepted = _accepted(plan.order, report, options)
@@ -132,23 +140,17 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
             progress.line(f"check: {check.name}: {'ok' if check.ok else 'FAILED'}")
 
     if plan.order or options.full:
-        with provide(
-            options.db, project.default_server(proj), docker_image=options.docker_image,
-            bindir=options.pg_bindir,
-        ) as provided:
-            report.database = {
-                "provider": provided.provider,
-                "server": provided.server.describe(),
-                "reason": provided.reason,
-            }
-            progress.line(f"database: {provided.provider}: {provided.reason}")
-            if provided.server.is_local:
-                swept = throwaway.sweep(provided.server)
-                if swept:
-                    progress.line(f"cleaned up {len(swept)} database(s) left by runs that were "
-                                  f"killed: {', '.join(swept)}")
-            _execute(provided, name, loader, plan, cannot_reverse, report, progress, options,
-                     meanwhile=run_checks, base_state=base_state)
+        report.outcomes = _on_every_alias(proj, aliases, loader, plan, cannot_reverse, report,
+                                          progress, options, placeholder=name,
+                                          meanwhile=run_checks, base_state=base_state)
+        report.not_run = _not_run(plan.order, report, aliases)
+        if options.verbose and report.several:
+            for alias, outcome in report.outcomes.items():
+                ran = [label(k) for k in plan.order if k in outcome.steps
+                       and k not in outcome.denied]
+                progress.line(f"on {alias}: ran {', '.join(ran) or 'nothing'}")
+        for key, why in report.not_run.items():
+            progress.line(f"warning: {label(key)} ran on no database: {why}")
     else:
         run_checks()
         report.database = {"provider": "none", "reason": "no migration selected"}
@@ -159,9 +161,9 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     return PASSED if report.passed else CHECK_FAILED
 
 
-def _execute(
-    provided: Provided,
-    name: str,
+def _on_every_alias(
+    proj: project.Project,
+    aliases: Aliases,
     loader: MigrationLoader,
     plan: Plan,
     cannot_reverse: set[MigrationKey],
@@ -169,84 +171,104 @@ def _execute(
     progress: Progress,
     options: CheckOptions,
     *,
+    placeholder: str,
     meanwhile: Callable[[], None],
     base_state: ProjectState,
-) -> None:
-    """Provide the base (cached or built), clone the run's database from it while
-    ``meanwhile`` runs, then run the selection forward, backward and forward again."""
-    from django.db import connections
+) -> dict[str, Outcome]:
+    """Provide the server, then the round trip on every tested alias."""
+    first = aliases.tested[0]
+    with provide(
+        options.db, project.alias_server(proj, first), docker_image=options.docker_image,
+        bindir=options.pg_bindir,
+    ) as provided:
+        report.database = {
+            "provider": provided.provider,
+            "server": provided.server.describe(),
+            "reason": provided.reason,
+        }
+        progress.line(f"database: {provided.provider}: {provided.reason}")
+        targets = [runs.Target(first, provided.server, provided.keep_options)]
+        for alias in aliases.tested[1:]:
+            server, keep = provided.server, provided.keep_options
+            if options.db == "settings":
+                server, keep = project.alias_server(proj, alias), True
+                if server != provided.server:
+                    _may_create_databases(alias, server)
+                    progress.line(f"database {alias}: its own server {server.describe()}")
+            targets.append(runs.Target(alias, server, keep))
+        for server in {t.server.describe(): t.server for t in targets}.values():
+            if server.is_local:
+                swept = throwaway.sweep(server)
+                if swept:
+                    progress.line(f"cleaned up {len(swept)} database(s) left by runs that "
+                                  f"were killed: {', '.join(swept)}")
+        return runs.run_all(
+            targets, loader, base=plan.base, order=plan.order, cannot_reverse=cannot_reverse,
+            base_state=base_state,
+            settings=runs.Settings(
+                project_dir=options.project_dir, cache_size=options.cache_size,
+                session={"lock_timeout": options.lock_timeout,
+                         "statement_timeout": options.statement_timeout},
+            ),
+            point=project.point, base_settings=project.base_settings,
+            mirrors={a: m for a, m in aliases.mirrors.items() if a not in aliases.not_postgres},
+            left_out=aliases.left_out, placeholder=(provided.server, placeholder),
+            progress=progress, meanwhile=meanwhile,
+        )
 
-    server = provided.server
-    keep_options = provided.keep_options
-    session = {"lock_timeout": options.lock_timeout,
-               "statement_timeout": options.statement_timeout}
-    execution = Execution(
-        loader,
-        connections["default"],
-        base=plan.base,
-        order=plan.order,
-        cannot_reverse=cannot_reverse,
-        on_step=progress.step,
-        timeouts=session,
-    )
-    state = None
-    template = None
-    if plan.base and options.cache_size > 0:
-        started = time.perf_counter()
-        digest = cache.key(loader, plan.base, project_dir=options.project_dir,
-                           server_version=cache.server_version(server),
-                           settings=project.base_settings())
-        built: list[ProjectState] = []
 
-        def build(building: str) -> bool:
-            project.point_databases(server, building, keep_options=keep_options, session=session)
-            try:
-                result = execution.build_base()
-            finally:
-                connections.close_all()
-            if result is not None:
-                built.append(result)
-            return result is not None
+def _alias_notes(aliases: Aliases) -> list[str]:
+    notes = []
+    if len(aliases.tested) > 1:
+        notes.append(f"databases: {', '.join(aliases.tested)}, each on a throwaway database of "
+                     "its own")
+    for alias, mirror in aliases.mirrors.items():
+        notes.append(f"database {alias} mirrors {mirror} (TEST MIRROR): not migrated, as in "
+                     "Django's tests")
+    if aliases.left_out:
+        notes.append(f"database(s) left out by --database / databases: "
+                     f"{', '.join(aliases.left_out)}")
+    return notes
 
-        found = cache.ensure(server, digest, build, keep=options.cache_size)
-        if found is None:
-            progress.line(f"base: FAILED: {execution.outcome.base_error}")
-            report.outcome = execution.outcome
-            return
-        template, hit = found
-        state = base_state.clone() if hit else built[0]
-        execution.outcome.base_count = len(plan.base)
-        execution.outcome.base_cached = hit
-        execution.outcome.base_seconds = time.perf_counter() - started
-    creating = _Background(lambda: throwaway.create_database(server, name, template=template))
-    try:
-        try:
-            meanwhile()
-        finally:
-            creating.join()
-        project.point_databases(server, name, keep_options=keep_options, session=session)
-        if template is not None:
-            progress.base(execution.outcome.base_count, execution.outcome.base_seconds,
-                          cached=execution.outcome.base_cached)
-        execution.on_base = progress.base
-        try:
-            report.outcome = execution.run(state)
-        except driver_errors() + _django_errors() as exc:
-            # A migration's own errors are caught per step; one escaping here came from our
-            # own queries (snapshots, the recorder): the server is the likely cause.
-            raise FatalError(
-                f"Lost the PostgreSQL server {server.describe()} mid-run: "
-                f"{one_line(exc)}. Check that it is running, then run again."
-            ) from exc
-        if report.outcome.base_error:
-            progress.line(f"base: FAILED: {report.outcome.base_error}")
-    finally:
-        connections.close_all()
-        # Also when creating failed or was interrupted half-way: DROP ... IF EXISTS.
-        try:
-            throwaway.drop_database(server, name)
-        except FatalError as exc:
-            progress.line(f"warning: could not drop {name}: {exc}")
+
+def _not_tested(aliases: Aliases, order: Sequence[MigrationKey]) -> list[str]:
+    """One line per alias that is not PostgreSQL: its engine, and what it would run."""
+    lines = []
+    for alias, engine in aliases.not_postgres.items():
+        allowed = routing.allowed_apps(alias, {key[0] for key in order})
+        would = [label(key) for key in order if key[0] in allowed]
+        lines.append(
+            f"database {alias} ({engine or 'no ENGINE'}) is not PostgreSQL: its migrations are "
+            f"not tested; of those selected, the routers allow "
+            f"{', '.join(would) if would else 'none'} there"
+        )
+    return lines
+
+
+def _may_create_databases(alias: str, server: Server) -> None:
+    why_not = can_create_databases(server)
+    if why_not:
+        raise FatalError(
+            f"--db settings: cannot use the server of DATABASES[{alias!r}] "
+            f"({server.describe()}): {why_not}. Start it, grant CREATEDB, or test every alias "
+            "on one server with --db local / --db URL."
+        )
+
+
+def _not_run(order: Sequence[MigrationKey], report: Report, aliases: Aliases
+             ) -> dict[MigrationKey, str]:
+    """Selected migrations that every tested alias applied as no-ops: the routers' verdict."""
+    found = {}
+    for key in order:
+        outcomes = [report.outcomes.get(alias) for alias in aliases.tested]
+        if all(o is not None and key in o.denied for o in outcomes):
+            why = (f"the routers allow none of its operations on "
+                   f"{', '.join(aliases.tested)}")
+            elsewhere = [*aliases.not_postgres, *aliases.left_out]
+            if elsewhere:
+                why += f" (not tested here: {', '.join(elsewhere)})"
+            found[key] = why
+    return found
 
 
 def _shown(path: str, options: CheckOptions) -> str:
@@ -254,34 +276,6 @@ def _shown(path: str, options: CheckOptions) -> str:
     if options.shown_root and options.shown_root[0] and path.startswith(options.shown_root[0]):
         return options.shown_root[1] + path[len(options.shown_root[0]):]
     return path
-
-
-class _Background:
-    """One call on a thread of its own (a ``CREATE DATABASE`` waits on the server, not on
-    Python); ``join`` waits for it and re-raises what it raised."""
-
-    def __init__(self, call: Callable[[], None]) -> None:
-        self._error: BaseException | None = None
-
-        def target() -> None:
-            try:
-                call()
-            except BaseException as exc:  # handed to join(), in the calling thread
-                self._error = exc
-
-        self._thread = threading.Thread(target=target, name="migration-guard-create", daemon=True)
-        self._thread.start()
-
-    def join(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
-def _django_errors() -> tuple[type[BaseException], ...]:
-    from django.db import utils
-
-    return (utils.OperationalError, utils.InterfaceError)
 
 
 _MARKER = re.compile(r"^[ \t]*#[ \t]*migration-guard:[ \t]*accept\b[ \t:]*(.*)$", re.MULTILINE)

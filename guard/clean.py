@@ -13,19 +13,28 @@ import os
 from guard import project
 from guard.config import CheckOptions
 from guard.database import cache, throwaway
+from guard.database.aliases import is_postgres
 from guard.database.cachedir import remove_warm_clusters
 from guard.database.providers import PROVIDERS, URL_ENV
 from guard.database.server import Server, parse_url
 from guard.errors import FatalError
 
 
-def _settings_server(options: CheckOptions) -> Server | None:
-    """The project's settings server, if there is a project here whose settings import."""
+def _settings_servers(options: CheckOptions) -> list[tuple[str, Server]]:
+    """The servers of the project's PostgreSQL aliases (alias, server), each server once, if
+    there is a project here whose settings import."""
     try:
         proj = project.load(options, throwaway.new_name())
     except FatalError:
-        return None
-    return project.default_server(proj)
+        return []
+    found: dict[str, tuple[str, Server]] = {}
+    for alias, entry in proj.databases.items():
+        if is_postgres(str(entry.get("ENGINE") or "")) and not (entry.get("TEST") or {}).get(
+            "MIRROR"
+        ):
+            server = project.alias_server(proj, alias)
+            found.setdefault(server.describe(), (alias, server))
+    return list(found.values())
 
 
 def clean(options: CheckOptions) -> int:
@@ -36,9 +45,9 @@ def clean(options: CheckOptions) -> int:
     elif os.environ.get(URL_ENV):
         servers.append((parse_url(os.environ[URL_ENV]), URL_ENV))
     if spec in ("auto", "settings"):
-        found = _settings_server(options)
-        if found is not None and (found.is_local or spec == "settings"):
-            servers.append((found, "the settings' server"))
+        for alias, found in _settings_servers(options):
+            if found.is_local or spec == "settings":
+                servers.append((found, f"the server of DATABASES[{alias!r}]"))
     for server, how in servers:
         try:
             dropped = cache.drop_all(server)

@@ -23,6 +23,7 @@ DEFAULT_LAST = 5
 KNOWN_KEYS = {
     "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
     "semantic_diff", "cache_size", "lock_timeout", "statement_timeout", "accept", "pg_bindir",
+    "databases",
 }
 
 
@@ -53,6 +54,9 @@ class CheckOptions:
     statement_timeout: str = "2min"
     cache_size: int = 5
     """How many cached base states (template databases) to keep per server; 0 turns it off."""
+    databases: tuple[str, ...] = ()
+    """``--database`` / ``databases``: the aliases to test; empty for every one Django would
+    migrate."""
     # The git side: how to find what changed (used before the Django side starts).
     mode: Mode = "auto"
     base: str | None = None
@@ -156,6 +160,12 @@ def read_config(project_dir: Path) -> dict[str, Any]:
             'of them with the reason: accept = {"app.0003_name" = "why it is accepted"}.'
         )
     table["accept"] = accepted
+    databases = table.get("databases", [])
+    if not isinstance(databases, list) or not all(isinstance(x, str) and x for x in databases):
+        raise FatalError(
+            f'{path}: databases must be a list of DATABASES aliases, e.g. databases = '
+            '["default", "ledger"].'
+        )
     allowed = table.get("allow_irreversible", [])
     if not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed):
         raise FatalError(
@@ -260,6 +270,7 @@ def build_options(
     mode: Mode = "auto",
     base: str | None = None,
     semantic_diff: bool | None = None,
+    databases: Sequence[str] | None = None,
     cwd: Path | None = None,
 ) -> CheckOptions:
     """Merge flags (which win) over the pyproject table into :class:`CheckOptions`."""
@@ -294,6 +305,7 @@ def build_options(
         accept=tuple(sorted(config.get("accept", {}).items())),
         docker_image=config.get("docker_image", "postgres:15"),
         cache_size=max(0, int(config.get("cache_size", 5))),
+        databases=tuple(dict.fromkeys(databases or config.get("databases", []))),
         lock_timeout=config.get("lock_timeout", "10s"),
         statement_timeout=config.get("statement_timeout", "2min"),
         mode="full" if full else mode,
@@ -338,6 +350,7 @@ def from_json(text: str) -> CheckOptions:
     for key in _PATHS_FIELDS:
         data[key] = tuple(Path(p) for p in data.get(key, ()))
     data["notes"] = tuple(data.get("notes", ()))
+    data["databases"] = tuple(data.get("databases", ()))
     data["formats"] = tuple((fmt, file) for fmt, file in data.get("formats", [("text", None)]))
     data["allow_irreversible"] = frozenset(data.get("allow_irreversible", ()))
     data["accept"] = tuple(tuple(pair) for pair in data.get("accept", ()))

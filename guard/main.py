@@ -82,6 +82,9 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("--format", action="append", metavar="FORMAT[=FILE]",
                        help="a report: text (default), json or junit, on stdout or with =FILE "
                        "in that file; repeat for several (at most one on stdout)")
+    check.add_argument("--database", dest="databases", action="append", metavar="ALIAS",
+                       help="test the migrations of this DATABASES alias; repeat for several "
+                       "(default: every alias Django would migrate)")
     check.add_argument("--output", metavar="FILE",
                        help="write the report that would go to stdout to FILE instead")
     check.add_argument("--no-github", dest="github", action="store_false",
@@ -135,6 +138,7 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
         mode=args.mode,
         base=args.base,
         semantic_diff=args.semantic_diff,
+        databases=args.databases,
     )
     from guard import interpreter
 

@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from guard.config import CheckOptions, settings_from_manage_py
+from guard.database.aliases import is_postgres
 from guard.database.server import Server
 from guard.errors import FatalError, location
-
-POSTGRES_ENGINES = ("postgresql", "postgis", "postgres")
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,12 @@ class Project:
     settings_module: str
     settings_origin: str
     """Where the settings module name came from, for the output."""
-    default_database: Mapping[str, Any]
-    """A copy of the project's own ``DATABASES['default']``, as its settings wrote it."""
+    databases: Mapping[str, Mapping[str, Any]]
+    """A copy of the project's own ``DATABASES``, as its settings wrote it."""
+
+    @property
+    def default_database(self) -> Mapping[str, Any]:
+        return self.databases["default"]
 
 
 def settings_module(options: CheckOptions) -> tuple[str, str]:
@@ -101,8 +104,8 @@ def load(options: CheckOptions, placeholder_name: str) -> Project:
             f"{type(exc).__name__}: {exc}" + (f" at {where}" if where else "") + ". "
             "Fix it so that `python manage.py check` works, or pass --settings."
         ) from exc
-    default = _postgres_default(module, databases)
-    snapshot = dict(default)
+    _postgres_default(module, databases)
+    snapshot = {alias: _copy(entry) for alias, entry in databases.items()}
     for alias, entry in databases.items():
         _original_options[alias] = dict(entry.get("OPTIONS") or {})
         _point(entry, alias, placeholder_name)
@@ -119,7 +122,7 @@ def load(options: CheckOptions, placeholder_name: str) -> Project:
         directory=options.project_dir,
         settings_module=module,
         settings_origin=origin,
-        default_database=snapshot,
+        databases=snapshot,
     )
 
 
@@ -132,7 +135,7 @@ def _postgres_default(module: str, databases: object) -> dict[str, Any]:
             "database's engine on a server of its own."
         )
     engine = str(default.get("ENGINE", ""))
-    if not any(word in engine for word in POSTGRES_ENGINES):
+    if not is_postgres(engine):
         raise FatalError(
             f"{module}: DATABASES['default']['ENGINE'] is {engine!r}. migration-guard tests "
             "migrations on PostgreSQL only; use django.db.backends.postgresql (or a "
@@ -173,11 +176,8 @@ def adopt(options: CheckOptions, placeholder_name: str) -> Project:
         # Copies deep enough that nothing we do later reaches them (we replace, never edit,
         # the nested dicts).
         for alias, entry in databases.items():
-            _adopted[alias] = {
-                key: dict(value) if isinstance(value, dict) else value
-                for key, value in entry.items()
-            }
-    default = _postgres_default(module, _adopted)
+            _adopted[alias] = _copy(entry)
+    _postgres_default(module, _adopted)
     for alias, entry in databases.items():
         original = _adopted.get(alias, entry)
         _original_options[alias] = dict(original.get("OPTIONS") or {})
@@ -187,7 +187,7 @@ def adopt(options: CheckOptions, placeholder_name: str) -> Project:
         directory=options.project_dir,
         settings_module=module,
         settings_origin="the running Django",
-        default_database=dict(default),
+        databases={alias: _copy(entry) for alias, entry in _adopted.items()},
     )
 
 
@@ -216,14 +216,21 @@ def _drop_connections() -> None:
         del connections[connection.alias]
 
 
+def _copy(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``DATABASES`` entry, copied deep enough that nothing done later reaches it (we replace,
+    never edit, the nested dicts)."""
+    return {key: dict(value) if isinstance(value, dict) else value for key, value in entry.items()}
+
+
 def _point(entry: dict[str, Any], alias: str, name: str) -> None:
-    """Aim one ``DATABASES`` entry at our database (Django's connections share the dict)."""
-    entry["NAME"] = name
+    """Aim one ``DATABASES`` entry at a name of ours (Django's connections share the dict)."""
     entry.setdefault("TEST", {})
-    # A second alias must never reach the project's own databases either: all aliases share our
-    # database, as Django's test runner does for mirrors.
-    if alias != "default":
-        entry["ENGINE"] = entry.get("ENGINE") or "django.db.backends.postgresql"
+    engine = str(entry.get("ENGINE") or "django.db.backends.postgresql")
+    if "sqlite3" in engine:
+        entry["NAME"] = ":memory:"  # never a file of the project's, nor a new one of ours
+    else:
+        entry["NAME"] = name
+    entry["ENGINE"] = engine
 
 
 _original_options: dict[str, dict[str, Any]] = {}
@@ -235,10 +242,11 @@ def original_options(alias: str = "default") -> dict[str, Any]:
     return dict(_original_options.get(alias, {}))
 
 
-def point_databases(
-    server: Server, name: str, *, keep_options: bool, session: Mapping[str, str] | None = None
+def point(
+    alias: str, server: Server, name: str, *, keep_options: bool,
+    session: Mapping[str, str] | None = None,
 ) -> None:
-    """Fill in the server for every alias, now that our database ``name`` exists there.
+    """Aim ``alias`` at our database ``name`` on ``server``, now that it exists there.
 
     ``session`` settings (``lock_timeout``, ``statement_timeout``) apply to every connection
     the tool makes, through libpq's ``options``.
@@ -246,25 +254,30 @@ def point_databases(
     from django.conf import settings
     from django.db import connections
 
-    for alias, entry in settings.DATABASES.items():
-        original = _original_options.setdefault(alias, dict(entry.get("OPTIONS") or {}))
-        entry.update(server.django_settings(name))
-        options = dict(original) if keep_options else {}
-        if not keep_options and "options" in original:
-            # Connection options of the project's own server (service files, certificates) do
-            # not apply to a server we provided; search_path-style options still do.
-            options["options"] = original["options"]
-        options.update(server.options)
-        flags = " ".join(f"-c {key}={value}" for key, value in (session or {}).items())
-        if flags:
-            options["options"] = f"{options.get('options', '')} {flags}".strip()
-        entry["OPTIONS"] = options
-        connections[alias].close()
+    entry = settings.DATABASES[alias]
+    original = _original_options.setdefault(alias, dict(entry.get("OPTIONS") or {}))
+    entry.update(server.django_settings(name))
+    options = dict(original) if keep_options else {}
+    if not keep_options and "options" in original:
+        # Connection options of the project's own server (service files, certificates) do
+        # not apply to a server we provided; search_path-style options still do.
+        options["options"] = original["options"]
+    options.update(server.options)
+    flags = " ".join(f"-c {key}={value}" for key, value in (session or {}).items())
+    if flags:
+        options["options"] = f"{options.get('options', '')} {flags}".strip()
+    entry["OPTIONS"] = options
+    connections[alias].close()
 
 
 def default_server(project: Project) -> Server | None:
     """The server of the project's ``DATABASES['default']``, as ``manage.py test`` would use."""
-    entry = project.default_database
+    return alias_server(project, "default")
+
+
+def alias_server(project: Project, alias: str) -> Server:
+    """The server of the project's ``DATABASES[alias]``, as ``manage.py test`` would use."""
+    entry = project.databases[alias]
     options = dict(entry.get("OPTIONS") or {})
     host = str(entry.get("HOST") or options.pop("host", "") or "")
     if not host:
@@ -275,7 +288,7 @@ def default_server(project: Project) -> Server | None:
         port = int(port_text)
     except ValueError:
         raise FatalError(
-            f"{project.settings_module}: DATABASES['default']['PORT'] is {port_text!r}, "
+            f"{project.settings_module}: DATABASES[{alias!r}]['PORT'] is {port_text!r}, "
             "not a number."
         ) from None
     libpq = {
@@ -292,17 +305,39 @@ def default_server(project: Project) -> Server | None:
     )
 
 
-def base_settings() -> dict[str, Any]:
-    """The settings that change the SQL migrations produce or how the base is built: part of
-    the base cache's key (:func:`guard.database.cache.key`)."""
+def base_settings(alias: str = "default") -> dict[str, Any]:
+    """What shapes the SQL migrations produce on ``alias``, or how its base is built: part of
+    the base cache's key (:func:`guard.database.cache.key`). The routers' code is in it, since
+    they decide which operations run on the alias."""
     from django.conf import settings
 
-    default = settings.DATABASES["default"]
+    entry = settings.DATABASES[alias]
     return {
-        "engine": default.get("ENGINE"),
-        "options": original_options("default").get("options"),
+        "alias": alias,
+        "engine": entry.get("ENGINE"),
+        "options": original_options(alias).get("options"),
+        "routers": _routers(),
         "installed_apps": list(settings.INSTALLED_APPS),
         "migration_modules": getattr(settings, "MIGRATION_MODULES", {}),
         "use_tz": getattr(settings, "USE_TZ", None),
         "default_auto_field": getattr(settings, "DEFAULT_AUTO_FIELD", None),
     }
+
+
+def _routers() -> list[str]:
+    """Each router as ``module.Class`` and a digest of its module's source."""
+    import hashlib
+
+    from django.db import router
+
+    found = []
+    for instance in router.routers:
+        kind = type(instance)
+        module = sys.modules.get(kind.__module__)
+        filename = getattr(module, "__file__", None)
+        try:
+            digest = hashlib.sha256(Path(filename).read_bytes()).hexdigest() if filename else ""
+        except OSError:
+            digest = "unreadable"
+        found.append(f"{kind.__module__}.{kind.__qualname__}:{digest}")
+    return found

@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "guard.planning": set(),
     "guard.selection": {"guard.planning", "guard.config"},
     "guard.database": {"guard.planning"},
-    "guard.execution": {"guard.planning", "guard.database.server"},
+    "guard.execution": {"guard.planning", "guard.database"},
     "guard.reporting": {"guard.planning", "guard.execution"},
 }
 """What each part may import besides itself and the vocabulary: the parts form layers, from

@@ -8,5 +8,6 @@
   - with ``binaries`` (finding PostgreSQL), ``postmaster`` (running a server process), ``users``
     and ``relocation`` (running it as an unprivileged user), ``cachedir`` and ``filelock`` (the
     cache folder the warm cluster lives in);
-- ``cache``: base states kept as template databases, cloned by later runs.
+- ``cache``: base states kept as template databases, cloned by later runs;
+- ``aliases``: which of the project's ``DATABASES`` aliases a run tests.
 """

@@ -71,24 +71,25 @@ def _imported_project_files(source: bytes, modules: dict[str, str]) -> list[str]
     return sorted({modules[name] for name in names if name in modules})
 
 
-def key(
-    loader: MigrationLoader,
-    base: Sequence[MigrationKey],
-    *,
-    project_dir: Path,
-    server_version: str,
-    settings: dict[str, Any],
-) -> str:
-    """The digest of everything the base state depends on."""
+def key(*, sources: str, server_version: str, settings: dict[str, Any]) -> str:
+    """The cache key of a base: its code (:func:`sources_digest`), the server's version and the
+    settings that shape it on one alias."""
     import django
 
-
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(sources.encode())
     digest.update(json.dumps(
         {"format": FORMAT, "django": django.get_version(), "server": server_version,
          "settings": settings},
         sort_keys=True, default=str,
     ).encode())
+    return digest.hexdigest()[:24]
+
+
+def sources_digest(loader: MigrationLoader, base: Sequence[MigrationKey], *, project_dir: Path
+                   ) -> str:
+    """The digest of the base migrations' code and the project code they import: the part of
+    the key that is the same on every alias, read once per run."""
+    digest = hashlib.sha256()
     seen: set[str] = set()
     modules = _project_modules(project_dir)
     for node in base:
@@ -109,7 +110,7 @@ def key(
                     digest.update(Path(part).read_bytes())
                 except OSError:
                     digest.update(b"missing:" + part.encode())
-    return digest.hexdigest()[:24]
+    return digest.hexdigest()
 
 
 def server_version(server: Server) -> str:

@@ -39,7 +39,7 @@ URL_ENV = "MIGRATION_GUARD_DATABASE_URL"
 PROVIDERS = ("auto", "settings", "local", "docker")
 
 
-def _can_create_databases(server: Server) -> str:
+def can_create_databases(server: Server) -> str:
     """Empty if we may create databases there, else why not."""
     try:
         conn = connect_maintenance(server)
@@ -84,7 +84,7 @@ def provide(
     if spec == "settings":
         if settings_server is None:
             raise FatalError("--db settings: the project's settings name no database server.")
-        why_not = _can_create_databases(settings_server)
+        why_not = can_create_databases(settings_server)
         if why_not:
             raise FatalError(
                 f"--db settings: cannot use the server of DATABASES['default'] "
@@ -103,7 +103,7 @@ def provide(
                 "(use --db settings or a URL to allow it)"
             )
         else:
-            why_not = _can_create_databases(settings_server)
+            why_not = can_create_databases(settings_server)
             if not why_not:
                 yield Provided(
                     settings_server, "settings",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard.database.server import one_line
 from guard.errors import FatalError
-from guard.execution import schema, undo
+from guard.execution import routing, schema, undo
 from guard.planning.graph import ancestors_within
 from guard.types import MigrationKey, StepResult, label
 
@@ -50,6 +50,8 @@ class Outcome:
     base_cached: bool = False
     """The base came from a cached template database instead of being applied now."""
     steps: dict[MigrationKey, list[StepResult]] = field(default_factory=dict)
+    denied: set[MigrationKey] = field(default_factory=set)
+    """Applied here as no-ops: the routers allowed none of their operations on this database."""
 
 
 class Execution:
@@ -165,6 +167,11 @@ class Execution:
         return state
 
     def _record(self, key: MigrationKey, result: StepResult) -> None:
+        if key in self.outcome.denied and result.ok is True:
+            # Every step of it was a no-op here: it did not pass, it did not run.
+            result.ok = None
+            result.error = (f"not run on {self.connection.alias}: the routers allow none of its "
+                            "operations here")
         self.outcome.steps.setdefault(key, []).append(result)
         self.on_step(key, result)
 
@@ -185,7 +192,8 @@ class Execution:
                 state.apps  # noqa: B018 - render once; every later state is a cheap clone
             before[key] = state.clone()
             try:
-                state = self._apply(state, key)
+                with routing.recording() as verdicts:
+                    state = self._apply(state, key)
             except Exception as exc:
                 self._record(key, StepResult(
                     "forward", False, time.perf_counter() - started, error=_error(exc),
@@ -195,7 +203,12 @@ class Execution:
                 rest = self.order[index + 1:]
                 self._skip_rest(rest, "forward", f"not run: {label(key)} failed to apply")
                 return False
-            snapshots.append(self._snapshot())
+            if verdicts.denied:
+                # Nothing of it ran here: the schema is the one before it.
+                self.outcome.denied.add(key)
+                snapshots.append(snapshots[-1])
+            else:
+                snapshots.append(self._snapshot())
             applied.append(key)
             self._record(key, StepResult("forward", True, time.perf_counter() - started))
         return True
@@ -238,7 +251,7 @@ class Execution:
             applied.remove(key)
             unapplied.add(key)
             result = StepResult("backward", True, time.perf_counter() - started)
-            found = self._compare(
+            found = None if key in self.outcome.denied else self._compare(
                 result, expected=snapshots[index], applied=applied, prefix=index,
                 what="rolling it back does not restore the schema from before it",
             )
@@ -293,9 +306,10 @@ class Execution:
             applied.append(key)
             applied.sort(key=self.order.index)
             result = StepResult("forward-again", True, time.perf_counter() - started)
-            self._compare(result, expected=snapshots[index + 1], applied=applied,
-                          prefix=index + 1,
-                          what="applying it again gives another schema than the first time")
+            if key not in self.outcome.denied:
+                self._compare(result, expected=snapshots[index + 1], applied=applied,
+                              prefix=index + 1,
+                              what="applying it again gives another schema than the first time")
             if result.schema_diff:
                 result.hint = (
                     f"{label(key)} is not repeatable: after a rollback, applying it again ends "

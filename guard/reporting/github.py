@@ -61,13 +61,23 @@ def escape_property(text: str) -> str:
 
 def error(message: str, *, title: str, file: str | None = None, line: int | None = None) -> str:
     """One ``::error`` workflow command."""
+    return _command("error", message, title=title, file=file, line=line)
+
+
+def warning(message: str, *, title: str, file: str | None = None, line: int | None = None
+            ) -> str:
+    """One ``::warning`` workflow command."""
+    return _command("warning", message, title=title, file=file, line=line)
+
+
+def _command(kind: str, message: str, *, title: str, file: str | None, line: int | None) -> str:
     properties = []
     if file:
         properties.append(f"file={escape_property(file)}")
         if line:
             properties.append(f"line={line}")
     properties.append(f"title={escape_property(title)}")
-    return f"::error {','.join(properties)}::{escape_data(message)}"
+    return f"::{kind} {','.join(properties)}::{escape_data(message)}"
 
 
 def relative(path: str, environ: Mapping[str, str]) -> str:
@@ -103,12 +113,18 @@ def error_lines(report: Report, environ: Mapping[str, str]) -> Iterator[str]:
             yield error(f"{irreversible.describe()}\n{irreversible_hint(irreversible)}",
                         title=f"migration-guard: {label(key)} irreversible", file=file,
                         line=line)
-    if report.outcome.base_error:
-        yield error(report.outcome.base_error, title="migration-guard: base")
-    for key, step in report.failures():
+    for alias, base_error in report.base_errors():
+        on = f" on {alias}" if report.several else ""
+        yield error(base_error, title=f"migration-guard: base{on}")
+    for alias, key, step in report.failures():
         file, line = where(key)
         yield error("\n".join([step.error, *details(step)]),
-                    title=f"migration-guard: {label(key)} {step.step}", file=file, line=line)
+                    title=f"migration-guard: {report.name(key, alias)} {step.step}", file=file,
+                    line=line)
+    for key, why in report.not_run.items():
+        file, line = where(key)
+        yield warning(f"{label(key)} ran on no database: {why}",
+                      title=f"migration-guard: {label(key)} not run", file=file, line=line)
     for check in report.checks:
         if not check.ok:
             message = "\n".join([*check.errors, *([check.hint] if check.hint else [])])
@@ -127,21 +143,25 @@ def summary(report: Report) -> str:
     """The step summary: a table of migrations and steps, the checks, the summary line."""
     verdict = "passed" if report.passed else "FAILED"
     lines = [f"### migration-guard {verdict}", ""]
-    if report.outcome.base_error:
-        lines += [f"**base failed**: {_cell(report.outcome.base_error)}", ""]
+    for alias, base_error in report.base_errors():
+        on = f" on {alias}" if report.several else ""
+        lines += [f"**base failed{on}**: {_cell(base_error)}", ""]
     if report.selected:
         lines += ["| migration | forward | backward | forward again | notes |",
                   "| --- | --- | --- | --- | --- |"]
         for item in report.selected:
             key = item.migration
-            steps = {s.step: s for s in report.outcome.steps.get(key, [])}
-            cells = [_STATUS[steps[name].ok] if name in steps else "–" for name in STEPS]
-            notes = [f"{s.step}: {s.error}" for s in steps.values() if s.ok is False]
-            notes += [f"{'accepted' if ok else 'irreversible'}: operation {i.index + 1}, "
-                      f"{i.operation}" for i, ok in report.irreversible if i.migration == key]
-            notes += [f"undo: `{sql}`" for s in steps.values() for sql in s.undo_sql]
-            lines.append(f"| `{label(key)}` | " + " | ".join(cells) + " | "
-                         + "<br>".join(_cell(n) for n in notes) + " |")
+            for alias in report.aliases:
+                steps = {s.step: s for s in report.steps(key, alias)}
+                cells = [_STATUS[steps[name].ok] if name in steps else "–" for name in STEPS]
+                notes = [f"{s.step}: {s.error}" for s in steps.values() if s.ok is False]
+                notes += [f"{'accepted' if ok else 'irreversible'}: operation {i.index + 1}, "
+                          f"{i.operation}" for i, ok in report.irreversible if i.migration == key]
+                notes += [f"undo: `{sql}`" for s in steps.values() for sql in s.undo_sql]
+                if key in report.not_run:
+                    notes.append(f"ran on no database: {report.not_run[key]}")
+                lines.append(f"| `{report.name(key, alias)}` | " + " | ".join(cells) + " | "
+                             + "<br>".join(_cell(n) for n in notes) + " |")
         lines.append("")
     else:
         lines += ["No migration selected.", ""]

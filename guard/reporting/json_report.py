@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from guard.execution.roundtrip import Outcome
 from guard.reporting.model import Report
 from guard.reporting.text import step_hint
 from guard.types import MigrationKey, StepResult, label
@@ -25,6 +26,15 @@ def _step_json(report: Report, key: MigrationKey, step: StepResult) -> dict[str,
     return data
 
 
+def _base_json(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "migrations": outcome.base_count,
+        "seconds": round(outcome.base_seconds, 4),
+        "cached": outcome.base_cached,
+        **({"error": outcome.base_error} if outcome.base_error else {}),
+    }
+
+
 def as_json(report: Report) -> dict[str, Any]:
     return {
         "mode": report.mode,
@@ -42,12 +52,13 @@ def as_json(report: Report) -> dict[str, Any]:
         ],
         "ignored": [{"path": p, "reason": r} for p, r in report.ignored],
         "notes": report.notes,
-        "base": {
-            "migrations": report.outcome.base_count,
-            "seconds": round(report.outcome.base_seconds, 4),
-            "cached": report.outcome.base_cached,
-            **({"error": report.outcome.base_error} if report.outcome.base_error else {}),
-        },
+        "base": _base_json(report.outcomes.get(report.aliases[0], Outcome())),
+        "aliases": [
+            {"alias": alias, "base": _base_json(report.outcomes.get(alias, Outcome()))}
+            for alias in report.aliases
+        ],
+        "not_run": [{"migration": label(k), "reason": why} for k, why in report.not_run.items()],
+        "not_tested": report.not_tested,
         "irreversible": [
             {"migration": label(i.migration), "operation": i.operation, "accepted": ok}
             for i, ok in report.irreversible
@@ -55,14 +66,16 @@ def as_json(report: Report) -> dict[str, Any]:
         "results": [
             {
                 "migration": label(s.migration),
+                "alias": alias,
                 "file": report.files.get(s.migration),
-                "passed": report.migration_passed(s.migration),
+                "passed": report.passed_on(s.migration, alias),
                 **({"accepted": report.accepted[s.migration]}
                    if s.migration in report.accepted else {}),
                 "steps": [_step_json(report, s.migration, step)
-                          for step in report.outcome.steps.get(s.migration, [])],
+                          for step in report.steps(s.migration, alias)],
             }
             for s in report.selected
+            for alias in report.aliases
         ],
         "checks": [
             {"name": c.name, "ok": c.ok, "errors": c.errors, "warnings": c.warnings,

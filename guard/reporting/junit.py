@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 from guard.reporting.model import Report
 from guard.reporting.text import details, irreversible_hint
-from guard.types import STEPS, StepResult, label
+from guard.types import STEPS, MigrationKey, StepResult, label
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -50,28 +50,31 @@ class _Suite:
 def as_junit(report: Report) -> str:
     """The whole report as a JUnit XML document."""
     suite = _Suite()
-    if report.outcome.base_error:
-        suite.fail(suite.case("base", "apply", report.outcome.base_seconds),
-                   report.outcome.base_error, [], "base")
-    stopped = _why_not_run(report)
+    for alias, outcome in report.outcomes.items():
+        if outcome.base_error:
+            suite.fail(suite.case("base", _on("apply", alias, report), outcome.base_seconds),
+                       outcome.base_error, [], "base")
     for item in report.selected:
         key = item.migration
         file = report.files.get(key)
         where = [f"file: {file}"] if file else []
-        done: dict[str, StepResult] = {s.step: s for s in report.outcome.steps.get(key, [])}
-        for name in STEPS:
-            step = done.get(name)
-            case = suite.case(label(key), name, step.seconds if step else 0.0)
-            if file:
-                case.set("file", file)
-            if step is None:
-                suite.skip(case, stopped)
-            elif step.ok is None:
-                suite.skip(case, step.error or "not run")
-            elif step.ok is False and key in report.accepted:
-                suite.skip(case, f"accepted ({report.accepted[key]}): {step.error}")
-            elif step.ok is False:
-                suite.fail(case, step.error, [step.error, *where, *details(step)], name)
+        for alias in report.aliases:
+            stopped = _why_not_run(report, key, alias)
+            done: dict[str, StepResult] = {s.step: s for s in report.steps(key, alias)}
+            for name in STEPS:
+                step = done.get(name)
+                case = suite.case(label(key), _on(name, alias, report),
+                                  step.seconds if step else 0.0)
+                if file:
+                    case.set("file", file)
+                if step is None:
+                    suite.skip(case, stopped)
+                elif step.ok is None:
+                    suite.skip(case, step.error or "not run")
+                elif step.ok is False and key in report.accepted:
+                    suite.skip(case, f"accepted ({report.accepted[key]}): {step.error}")
+                elif step.ok is False:
+                    suite.fail(case, step.error, [step.error, *where, *details(step)], name)
         for irreversible, accepted in report.irreversible:
             if irreversible.migration != key:
                 continue
@@ -103,11 +106,19 @@ def as_junit(report: Report) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _why_not_run(report: Report) -> str:
-    """Why a step has no result: the run stopped before it."""
-    if report.outcome.base_error:
+def _on(name: str, alias: str, report: Report) -> str:
+    """A test case's name: the step, and the alias when several are tested."""
+    return f"{name} on {alias}" if report.several else name
+
+
+def _why_not_run(report: Report, key: MigrationKey, alias: str) -> str:
+    """Why a step has no result: the migration ran nowhere, or the run stopped before it."""
+    if key in report.not_run:
+        return f"not run: ran on no database: {report.not_run[key]}"
+    outcome = report.outcomes.get(alias)
+    if outcome is not None and outcome.base_error:
         return "not run: the base failed to apply"
-    failed = [label(k) for k, s in report.failures() if s.step == "forward"]
+    failed = [label(k) for a, k, s in report.failures() if s.step == "forward" and a == alias]
     if failed:
         return f"not run: {failed[0]} failed to apply, which stopped the run"
     return "not run"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from guard.execution.checks import CheckResult
 from guard.execution.roundtrip import Outcome
 from guard.planning.reversibility import Irreversible
-from guard.types import MigrationKey, Selected, StepResult
+from guard.types import MigrationKey, Selected, StepResult, label
 
 
 @dataclass
@@ -34,31 +34,54 @@ class Report:
     accepted: dict[MigrationKey, str] = field(default_factory=dict)
     """Migrations whose failures are accepted (config or marker comment), with why."""
     checks: list[CheckResult] = field(default_factory=list)
-    outcome: Outcome = field(default_factory=Outcome)
+    aliases: list[str] = field(default_factory=lambda: ["default"])
+    """The aliases tested, in ``DATABASES`` order: each has a round trip of its own."""
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    """Each tested alias's round trip, as far as it went."""
+    not_run: dict[MigrationKey, str] = field(default_factory=dict)
+    """Selected migrations that ran on no tested database: the routers' verdict."""
+    not_tested: list[str] = field(default_factory=list)
+    """One line per alias whose migrations are not tested (not PostgreSQL), and why."""
     seconds: float = 0.0
 
-    def failures(self) -> list[tuple[MigrationKey, StepResult]]:
-        """Failed steps that count: not those of accepted migrations."""
+    @property
+    def several(self) -> bool:
+        """More than one alias is tested: every result names its alias."""
+        return len(self.aliases) > 1
+
+    def name(self, key: MigrationKey, alias: str) -> str:
+        """``app.0002_x``, with `` on ledger`` when several aliases are tested."""
+        return label(key) + (f" on {alias}" if self.several else "")
+
+    def steps(self, key: MigrationKey, alias: str) -> list[StepResult]:
+        outcome = self.outcomes.get(alias)
+        return outcome.steps.get(key, []) if outcome is not None else []
+
+    def base_errors(self) -> list[tuple[str, str]]:
+        """(alias, error) for each alias whose base failed to apply."""
+        return [(alias, o.base_error) for alias, o in self.outcomes.items() if o.base_error]
+
+    def _failed(self) -> list[tuple[str, MigrationKey, StepResult]]:
         return [
-            (key, step)
-            for key, steps in self.outcome.steps.items()
+            (alias, key, step)
+            for alias, outcome in self.outcomes.items()
+            for key, steps in outcome.steps.items()
             for step in steps
-            if step.ok is False and key not in self.accepted
+            if step.ok is False
         ]
 
-    def accepted_failures(self) -> list[tuple[MigrationKey, StepResult]]:
-        return [
-            (key, step)
-            for key, steps in self.outcome.steps.items()
-            for step in steps
-            if step.ok is False and key in self.accepted
-        ]
+    def failures(self) -> list[tuple[str, MigrationKey, StepResult]]:
+        """Failed steps that count (alias, migration, step): not those of accepted migrations."""
+        return [f for f in self._failed() if f[1] not in self.accepted]
+
+    def accepted_failures(self) -> list[tuple[str, MigrationKey, StepResult]]:
+        return [f for f in self._failed() if f[1] in self.accepted]
 
     @property
     def passed(self) -> bool:
         return (
             not self.failures()
-            and not self.outcome.base_error
+            and not self.base_errors()
             and all(check.ok for check in self.checks)
             and all(accepted for _, accepted in self.irreversible)
         )
@@ -67,8 +90,14 @@ class Report:
         """The irreversible operations of ``key`` that the config does not accept."""
         return [i for i, ok in self.irreversible if i.migration == key and not ok]
 
+    def passed_on(self, key: MigrationKey, alias: str) -> bool:
+        """Whether ``key`` ran on ``alias`` and every step there passed."""
+        steps = self.steps(key, alias)
+        return (
+            key not in self.accepted and key not in self.not_run and bool(steps)
+            and not self.refused(key) and all(s.ok is not False for s in steps)
+        )
+
     def migration_passed(self, key: MigrationKey) -> bool:
-        if key in self.accepted:
-            return False
-        steps = self.outcome.steps.get(key, [])
-        return bool(steps) and not self.refused(key) and all(s.ok is not False for s in steps)
+        """Passed on every tested alias; one that ran nowhere never counts as passed."""
+        return all(self.passed_on(key, alias) for alias in self.aliases)

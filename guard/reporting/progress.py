@@ -17,6 +17,13 @@ class Progress:
         self.stream = stream or sys.stderr
         self.verbose = verbose
         self.accepted: set[MigrationKey] = set()
+        self.several = False
+        """More than one alias is tested: every step line names its alias."""
+        self.alias = "default"
+        """The alias whose lines come next."""
+
+    def _named(self, text: str) -> str:
+        return f"{text} on {self.alias}" if self.several else text
 
     def line(self, text: str = "") -> None:
         print(text, file=self.stream, flush=True)
@@ -35,7 +42,7 @@ class Progress:
             self.line(f"  {label(item.migration):<{width}}  {describe_reason(item, report.last)}")
 
     def base(self, count: int, seconds: float, *, cached: bool = False) -> None:
-        what = f"{count} migration(s) outside the selection"
+        what = self._named(f"{count} migration(s) outside the selection")
         status = "cached" if cached else "ok"
         self.line(f"  {'base':<13} {what:<40} {status:<7} {seconds:6.2f}s")
 
@@ -44,7 +51,8 @@ class Progress:
         if result.ok is False and key in self.accepted:
             status = "accepted"
         self.line(
-            f"  {result.step:<13} {label(key):<40} {status:<7} {result.seconds:6.2f}s"
+            f"  {result.step:<13} {self._named(label(key)):<40} {status:<7} "
+            f"{result.seconds:6.2f}s"
         )
         if result.ok is False or (self.verbose and result.ok is None):
             self.line(f"      {result.error}")

@@ -54,15 +54,19 @@ def write_text(report: Report, out: TextIO) -> None:
                 f"  file: {report.files.get(key, '?')}",
                 f"  hint: {irreversible_hint(irreversible)}",
             ]
-    if report.outcome.base_error:
-        lines.append(f"FAILED base: {report.outcome.base_error}")
-    for key, step in report.accepted_failures():
-        lines.append(f"skipped (accepted: {report.accepted[key]}) {label(key)}: "
+    for alias, error in report.base_errors():
+        lines.append(f"FAILED base{f' on {alias}' if report.several else ''}: {error}")
+    for alias, key, step in report.accepted_failures():
+        lines.append(f"skipped (accepted: {report.accepted[key]}) {report.name(key, alias)}: "
                      f"{step.step}: {step.error}")
-    for key, step in report.failures():
-        lines.append(f"FAILED {label(key)}: {step.step}: {step.error}")
+    for alias, key, step in report.failures():
+        lines.append(f"FAILED {report.name(key, alias)}: {step.step}: {step.error}")
         lines.append(f"  file: {report.files.get(key, '?')}")
         lines += [f"  {line}" for line in details(step)]
+    for key, why in report.not_run.items():
+        lines.append(f"warning: {label(key)} ran on no database: {why}")
+    for line in report.not_tested:
+        lines.append(f"warning: {line}")
     for check in report.checks:
         for error in check.errors:
             lines.append(f"FAILED {check.name}: {error}")
@@ -82,13 +86,16 @@ def summary_line(report: Report) -> str:
     parts = [f"{count - len(failed)} of {count} migration(s) passed"]
     if accepted:
         parts[0] += f", {len(accepted)} accepted"
+    if report.not_run:
+        parts[0] += f", {len(report.not_run)} ran on no database"
     if checks_failed:
         parts.append("failed checks: " + ", ".join(checks_failed))
     verdict = "passed" if report.passed else "FAILED"
     return (
         f"migration-guard {verdict}: " + "; ".join(parts)
-        + f" ({report.mode} mode, {report.database.get('provider', '?')} database, "
-        f"{report.seconds:.1f}s)"
+        + f" ({report.mode} mode, {report.database.get('provider', '?')} database"
+        + (f", {len(report.aliases)} aliases" if report.several else "")
+        + f", {report.seconds:.1f}s)"
     )
 
 

@@ -43,6 +43,7 @@ FORWARDED = {
     "base": "base",
     "semantic_diff": "semantic_diff",
     "verbose": "verbose",
+    "databases": "databases",
 }
 
 

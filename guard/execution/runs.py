@@ -1,0 +1,310 @@
+"""The round trip on every tested alias: each one's base, its throwaway database, its run.
+
+For each alias that :mod:`guard.database.aliases` tests, in ``DATABASES`` order: the cache key
+of its base (the base migrations, the alias's settings and the routers' code), its template
+database (built once, under the cache's lock), and the run's database cloned from it. The clones
+are made at once, in the background, while the checks that need no database run. Then every
+alias is pointed at its database (a mirror at its mirror's, an alias left out at a name that is
+never created) and the selection goes forward, backward and forward again on each in turn, the
+routers deciding what runs where. Every database made here is dropped when the run ends,
+whatever happened.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from guard.database import cache, throwaway
+from guard.database.server import Server, driver_errors, one_line
+from guard.errors import FatalError
+from guard.execution.roundtrip import Execution, Outcome
+from guard.types import MigrationKey, StepResult
+
+if TYPE_CHECKING:
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.state import ProjectState
+
+
+class Point(Protocol):
+    """Aims an alias at a database of ours (:func:`guard.project.point`)."""
+
+    def __call__(self, alias: str, server: Server, name: str, *, keep_options: bool,
+                 session: Mapping[str, str] | None = None) -> None: ...
+
+
+class Progress(Protocol):
+    """Where the run's lines go (:class:`guard.reporting.progress.Progress`)."""
+
+    alias: str
+    """The alias whose lines come next."""
+    several: bool
+    """More than one alias is tested."""
+
+    def line(self, text: str = "") -> None: ...
+    def base(self, count: int, seconds: float, *, cached: bool = False) -> None: ...
+    def step(self, key: MigrationKey, result: StepResult) -> None: ...
+
+
+@dataclass
+class Target:
+    """One tested alias: where its databases live, and what came of its run."""
+
+    alias: str
+    server: Server
+    keep_options: bool
+    """The project's own connection OPTIONS apply (its own server)."""
+    name: str = ""
+    """The run's database, once named."""
+    template: str | None = None
+    state: ProjectState | None = None
+    """The state after a cached base (None: the run builds the base itself)."""
+    outcome: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the runs need from the run's options."""
+
+    project_dir: Path
+    cache_size: int
+    session: Mapping[str, str]
+    """``lock_timeout`` and ``statement_timeout`` for every connection."""
+
+
+def run_all(
+    targets: Sequence[Target],
+    loader: MigrationLoader,
+    *,
+    base: Sequence[MigrationKey],
+    order: Sequence[MigrationKey],
+    cannot_reverse: set[MigrationKey],
+    base_state: ProjectState,
+    settings: Settings,
+    point: Point,
+    base_settings: Callable[[str], dict[str, Any]],
+    mirrors: Mapping[str, str],
+    left_out: Sequence[str],
+    placeholder: tuple[Server, str],
+    progress: Progress,
+    meanwhile: Callable[[], None],
+) -> dict[str, Outcome]:
+    """Each target's outcome, by alias.
+
+    A mirror points at its mirror's database; the aliases left out, and every tested alias
+    until its database exists, point at ``placeholder`` (a server and a name that is never
+    created), so that nothing reaches the project's own databases.
+    """
+    from django.db import connections
+
+    def aside() -> None:
+        for target in targets:
+            point(target.alias, target.server, placeholder[1],
+                  keep_options=target.keep_options, session=settings.session)
+        for alias in (*left_out, *mirrors):
+            point(alias, *placeholder, keep_options=False, session=settings.session)
+
+    for target in targets:
+        target.name = throwaway.new_name()
+    aside()
+    by_alias = {target.alias: target for target in targets}
+    try:
+        start: ProjectState | None = None
+        if base and settings.cache_size > 0:
+            everyone = [*by_alias, *left_out, *mirrors]
+            start = _cached_bases(targets, loader, base, base_state, settings, point,
+                                  base_settings, progress, everyone)
+            aside()
+            if start is None:
+                return {t.alias: t.outcome for t in targets if t.outcome is not None}
+        creating = [_Background(_creator(t)) for t in targets]
+        try:
+            meanwhile()
+        finally:
+            for job in creating:
+                job.join()
+        if start is not None:
+            if len(targets) > 1:
+                start.apps  # noqa: B018 - render once; the other aliases start from a clone
+            for target in targets:
+                target.state = start if target is targets[-1] else start.clone()
+        for target in targets:
+            if target.template is not None and target.outcome is not None:
+                progress.alias = target.alias
+                progress.base(target.outcome.base_count, target.outcome.base_seconds,
+                              cached=target.outcome.base_cached)
+        for target in targets:
+            point(target.alias, target.server, target.name, keep_options=target.keep_options,
+                  session=settings.session)
+        for alias, mirror in mirrors.items():
+            if mirror in by_alias:
+                chosen = by_alias[mirror]
+                point(alias, chosen.server, chosen.name, keep_options=chosen.keep_options,
+                      session=settings.session)
+        for target in targets:
+            target.outcome = _run(target, loader, base, order, cannot_reverse, progress,
+                                  settings.session)
+        return {t.alias: t.outcome for t in targets if t.outcome is not None}
+    finally:
+        connections.close_all()
+        # Also when creating failed or was interrupted half-way: DROP ... IF EXISTS. At once:
+        # each DROP DATABASE waits on the server (a checkpoint), not on Python.
+        dropping = [(t.name, _Background(_dropper(t))) for t in targets if t.name]
+        interrupted: KeyboardInterrupt | None = None
+        for name, job in dropping:
+            while True:
+                try:
+                    job.join()
+                except KeyboardInterrupt as exc:  # finish the clean-up, then stop
+                    interrupted = exc
+                    continue
+                except FatalError as exc:
+                    progress.line(f"warning: could not drop {name}: {exc}")
+                break
+        if interrupted is not None:
+            raise interrupted
+
+
+def _cached_bases(
+    targets: Sequence[Target],
+    loader: MigrationLoader,
+    base: Sequence[MigrationKey],
+    base_state: ProjectState,
+    settings: Settings,
+    point: Point,
+    base_settings: Callable[[str], dict[str, Any]],
+    progress: Progress,
+    everyone: Sequence[str],
+) -> ProjectState | None:
+    """Find or build each target's base as a template; the state after the base (the same on
+    every alias), or None when a base failed to apply (that target's outcome says why)."""
+    from django.db import connections
+
+    versions: dict[str, str] = {}
+    start: ProjectState | None = None
+    sources = cache.sources_digest(loader, base, project_dir=settings.project_dir)
+    for target in targets:
+        started = time.perf_counter()
+        server = target.server
+        where = server.describe()
+        if where not in versions:
+            versions[where] = cache.server_version(server)
+        digest = cache.key(sources=sources, server_version=versions[where],
+                           settings=base_settings(target.alias))
+        progress.alias = target.alias
+        execution = Execution(loader, connections[target.alias], base=base, order=(),
+                              cannot_reverse=set(), on_step=progress.step,
+                              timeouts=dict(settings.session))
+        built: list[ProjectState] = []
+
+        def build(building: str, target: Target = target, execution: Execution = execution,
+                  built: list[ProjectState] = built) -> bool:
+            # Every alias points at the base being built, as all shared one database before
+            # Django's several-database support: a RunPython that writes through the default
+            # manager instead of schema_editor.connection.alias lands here, not nowhere.
+            for alias in everyone:
+                point(alias, target.server, building, keep_options=target.keep_options,
+                      session=settings.session)
+            try:
+                result = execution.build_base()
+            finally:
+                connections.close_all()
+            if result is not None:
+                built.append(result)
+            return result is not None
+
+        found = cache.ensure(server, digest, build, keep=settings.cache_size)
+        outcome = execution.outcome
+        if found is None:
+            progress.line(f"base{_on(progress, target)}: FAILED: {outcome.base_error}")
+            target.outcome = outcome
+            return None
+        target.template, hit = found
+        if start is None:
+            start = base_state.clone() if hit else built[0]
+        outcome.base_count = len(base)
+        outcome.base_cached = hit
+        outcome.base_seconds = time.perf_counter() - started
+        target.outcome = outcome
+    return start
+
+
+def _run(
+    target: Target,
+    loader: MigrationLoader,
+    base: Sequence[MigrationKey],
+    order: Sequence[MigrationKey],
+    cannot_reverse: set[MigrationKey],
+    progress: Progress,
+    session: Mapping[str, str],
+) -> Outcome:
+    from django.db import connections
+
+    progress.alias = target.alias
+    execution = Execution(loader, connections[target.alias], base=base, order=order,
+                          cannot_reverse=cannot_reverse, on_step=progress.step,
+                          on_base=progress.base, timeouts=dict(session))
+    if target.outcome is not None:  # the base came from the cache
+        execution.outcome = target.outcome
+    try:
+        outcome = execution.run(target.state)
+    except driver_errors() + _django_errors() as exc:
+        # A migration's own errors are caught per step; one escaping here came from our own
+        # queries (snapshots, the recorder): the server is the likely cause.
+        raise FatalError(
+            f"Lost the PostgreSQL server {target.server.describe()} mid-run: "
+            f"{one_line(exc)}. Check that it is running, then run again."
+        ) from exc
+    if outcome.base_error:
+        progress.line(f"base{_on(progress, target)}: FAILED: {outcome.base_error}")
+    return outcome
+
+
+def _on(progress: Progress, target: Target) -> str:
+    return f" on {target.alias}" if progress.several else ""
+
+
+def _creator(target: Target) -> Callable[[], None]:
+    def create() -> None:
+        throwaway.create_database(target.server, target.name, template=target.template)
+
+    return create
+
+
+def _dropper(target: Target) -> Callable[[], None]:
+    def drop() -> None:
+        throwaway.drop_database(target.server, target.name)
+
+    return drop
+
+
+def _django_errors() -> tuple[type[BaseException], ...]:
+    from django.db import utils
+
+    return (utils.OperationalError, utils.InterfaceError)
+
+
+class _Background:
+    """One call on a thread of its own (a ``CREATE DATABASE`` waits on the server, not on
+    Python); ``join`` waits for it and re-raises what it raised."""
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                call()
+            except BaseException as exc:  # handed to join(), in the calling thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name="migration-guard-database", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
