@@ -213,3 +213,32 @@ def test_text_output_names_selection_steps_and_summary(shop: Path, pg_url: str) 
     assert "FAILED orders.0003_leftover: backward:" in run.stdout
     assert "hint:" in run.stdout
     assert run.stdout.splitlines()[-1].startswith("migration-guard FAILED: 0 of 1 migration(s)")
+
+
+FAILING_CHECK = '''
+
+from django.core import checks
+
+
+@checks.register
+def shop_check(app_configs, **kwargs):
+    return [checks.Error("the shop is broken", id="shop.E001")]
+'''
+
+
+def test_system_checks_honour_silenced_system_checks(shop: Path, pg_url: str) -> None:
+    settings = shop / "shop/settings.py"
+    settings.write_text(settings.read_text() + FAILING_CHECK)
+    failing = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url,
+                        "--format", "json")
+    assert failing.returncode == 1, failing.stderr
+    [system] = [c for c in failing.report["checks"] if c["name"] == "system checks"]
+    assert system["ok"] is False and "shop.E001" in system["errors"][0]
+    # As `manage.py check` does, a silenced check is not reported (a real project, the
+    # djangoproject.com dev settings, silences a check of django-recaptcha this way).
+    settings.write_text(settings.read_text() + 'SILENCED_SYSTEM_CHECKS = ["shop.E001"]\n')
+    silenced = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url,
+                         "--format", "json")
+    assert silenced.returncode == 0, silenced.stderr
+    [system] = [c for c in silenced.report["checks"] if c["name"] == "system checks"]
+    assert system == {"name": "system checks", "ok": True, "errors": [], "warnings": []}

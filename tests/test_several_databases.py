@@ -134,7 +134,7 @@ def test_with_only_default_the_routed_migration_is_reported_not_passed(
     assert not_run["migration"] == "audit.0002_broken"
     assert "routers allow none of its operations on default" in not_run["reason"]
     assert "ledger" in not_run["reason"]  # not tested here
-    assert [r["passed"] for r in run.report["results"]] == [False]
+    assert [(r["passed"], r["ran"]) for r in run.report["results"]] == [(None, False)]
     assert "0 of 1 migration(s) passed, 1 ran on no database" in run.stdout or \
         "warning: audit.0002_broken ran on no database" in run.stderr
 
@@ -193,7 +193,8 @@ def test_a_migration_the_routers_allow_nowhere_is_reported(
     assert [n["migration"] for n in run.report["not_run"]] == ["archive.0002_broken"]
     assert "routers allow none of its operations on default, ledger" in (
         run.report["not_run"][0]["reason"])
-    assert not any(r["passed"] for r in run.report["results"])
+    assert [(r["alias"], r["passed"], r["ran"]) for r in run.report["results"]] == [
+        ("default", None, False), ("ledger", None, False)]
     assert "warning: archive.0002_broken ran on no database" in run.stderr
     text = run_guard("check", path, "--project-dir", project, "--db", pg_url,
                      env=env_for(own, pg_server))

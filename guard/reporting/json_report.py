@@ -69,6 +69,7 @@ def as_json(report: Report) -> dict[str, Any]:
                 "alias": alias,
                 "file": report.files.get(s.migration),
                 "passed": report.passed_on(s.migration, alias),
+                "ran": report.ran_on(s.migration, alias),
                 **({"accepted": report.accepted[s.migration]}
                    if s.migration in report.accepted else {}),
                 "steps": [_step_json(report, s.migration, step)

@@ -90,14 +90,22 @@ class Report:
         """The irreversible operations of ``key`` that the config does not accept."""
         return [i for i, ok in self.irreversible if i.migration == key and not ok]
 
-    def passed_on(self, key: MigrationKey, alias: str) -> bool:
-        """Whether ``key`` ran on ``alias`` and every step there passed."""
+    def ran_on(self, key: MigrationKey, alias: str) -> bool:
+        """Whether the routers let any operation of ``key`` run on ``alias``."""
+        outcome = self.outcomes.get(alias)
+        return outcome is None or key not in outcome.denied
+
+    def passed_on(self, key: MigrationKey, alias: str) -> bool | None:
+        """Whether every step of ``key`` on ``alias`` passed; None where it did not run."""
         steps = self.steps(key, alias)
+        if steps and not self.ran_on(key, alias) and all(s.ok is not False for s in steps):
+            return None
         return (
             key not in self.accepted and key not in self.not_run and bool(steps)
             and not self.refused(key) and all(s.ok is not False for s in steps)
         )
 
     def migration_passed(self, key: MigrationKey) -> bool:
-        """Passed on every tested alias; one that ran nowhere never counts as passed."""
-        return all(self.passed_on(key, alias) for alias in self.aliases)
+        """Passed on every tested alias it ran on; one that ran nowhere never counts."""
+        verdicts = [self.passed_on(key, alias) for alias in self.aliases]
+        return True in verdicts and False not in verdicts

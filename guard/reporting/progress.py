@@ -21,6 +21,8 @@ class Progress:
         """More than one alias is tested: every step line names its alias."""
         self.alias = "default"
         """The alias whose lines come next."""
+        self.width = 40
+        """Of the migration column: wider when the names carry their alias."""
 
     def _named(self, text: str) -> str:
         return f"{text} on {self.alias}" if self.several else text
@@ -38,20 +40,22 @@ class Progress:
             return
         self.line(f"selected {len(report.selected)} migration(s):")
         width = max(len(label(s.migration)) for s in report.selected)
+        if self.several:
+            self.width = max(self.width, width + len(" on ") + max(map(len, report.aliases)))
         for item in report.selected:
             self.line(f"  {label(item.migration):<{width}}  {describe_reason(item, report.last)}")
 
     def base(self, count: int, seconds: float, *, cached: bool = False) -> None:
         what = self._named(f"{count} migration(s) outside the selection")
         status = "cached" if cached else "ok"
-        self.line(f"  {'base':<13} {what:<40} {status:<7} {seconds:6.2f}s")
+        self.line(f"  {'base':<13} {what:<{self.width}} {status:<7} {seconds:6.2f}s")
 
     def step(self, key: MigrationKey, result: StepResult) -> None:
         status = {True: "ok", False: "FAILED", None: "skipped"}[result.ok]
         if result.ok is False and key in self.accepted:
             status = "accepted"
         self.line(
-            f"  {result.step:<13} {self._named(label(key)):<40} {status:<7} "
+            f"  {result.step:<13} {self._named(label(key)):<{self.width}} {status:<7} "
             f"{result.seconds:6.2f}s"
         )
         if result.ok is False or (self.verbose and result.ok is None):
