@@ -203,9 +203,9 @@ def _cached_bases(
 
         def build(building: str, target: Target = target, execution: Execution = execution,
                   built: list[ProjectState] = built) -> bool:
-            # Every alias points at the base being built, as all shared one database before
-            # Django's several-database support: a RunPython that writes through the default
-            # manager instead of schema_editor.connection.alias lands here, not nowhere.
+            # Every alias points at the base being built (the others' databases do not exist
+            # yet): a RunPython that writes through the default manager instead of
+            # schema_editor.connection.alias lands here, not on a missing database.
             for alias in everyone:
                 point(alias, target.server, building, keep_options=target.keep_options,
                       session=settings.session)
