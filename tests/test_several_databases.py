@@ -63,9 +63,11 @@ def env_for(own: dict[str, str], pg_server: Server) -> dict[str, str]:
 
 
 def check(project: Path, own: dict[str, str], pg_server: Server, pg_url: str,
-          *args: str | Path) -> Run:
-    return run_guard("check", *args, "--project-dir", project, "--db", pg_url,
-                     "--format", "json", env=env_for(own, pg_server))
+          *args: str | Path, text: bool = False) -> Run:
+    """``migration-guard check ARGS`` on the scenario, its report in JSON (or text)."""
+    report = () if text else ("--format", "json")
+    return run_guard("check", *args, "--project-dir", project, "--db", pg_url, *report,
+                     env=env_for(own, pg_server))
 
 
 def tables(pg_server: Server, dbname: str) -> list[str]:
@@ -108,14 +110,12 @@ def test_a_broken_reverse_in_the_routed_app_fails_naming_the_alias(
     assert run.report["aliases"][0]["alias"] == "default"
     assert [a["alias"] for a in run.report["aliases"]] == ["default", "ledger"]
     assert run.report["passed"] is False
-    text = run_guard("check", path, "--project-dir", project, "--db", pg_url,
-                     env=env_for(own, pg_server))
+    text = check(project, own, pg_server, pg_url, path, text=True)
     assert text.returncode == 1
     assert "FAILED audit.0002_broken on ledger: backward: " in text.stdout
     assert "THIS IS NOT SQL" in text.stdout or "syntax error" in text.stdout
     assert "backward      audit.0002_broken on ledger" in text.stderr
-    verbose = run_guard("check", path, "--project-dir", project, "--db", pg_url, "-v",
-                        env=env_for(own, pg_server))
+    verbose = check(project, own, pg_server, pg_url, path, "-v", text=True)
     assert "on default: ran nothing" in verbose.stderr
     assert "on ledger: ran audit.0002_broken" in verbose.stderr
     assert "not run on default: the routers allow none of its operations here" in verbose.stderr
@@ -196,8 +196,7 @@ def test_a_migration_the_routers_allow_nowhere_is_reported(
     assert [(r["alias"], r["passed"], r["ran"]) for r in run.report["results"]] == [
         ("default", None, False), ("ledger", None, False)]
     assert "warning: archive.0002_broken ran on no database" in run.stderr
-    text = run_guard("check", path, "--project-dir", project, "--db", pg_url,
-                     env=env_for(own, pg_server))
+    text = check(project, own, pg_server, pg_url, path, text=True)
     assert "0 of 1 migration(s) passed, 1 ran on no database" in text.stdout
 
 
