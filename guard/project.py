@@ -36,10 +36,6 @@ class Project:
     databases: Mapping[str, Mapping[str, Any]]
     """A copy of the project's own ``DATABASES``, as its settings wrote it."""
 
-    @property
-    def default_database(self) -> Mapping[str, Any]:
-        return self.databases["default"]
-
 
 def settings_module(options: CheckOptions) -> tuple[str, str]:
     """The settings module and where it came from, in the documented order."""
@@ -268,11 +264,6 @@ def point(
         options["options"] = f"{options.get('options', '')} {flags}".strip()
     entry["OPTIONS"] = options
     connections[alias].close()
-
-
-def default_server(project: Project) -> Server | None:
-    """The server of the project's ``DATABASES['default']``, as ``manage.py test`` would use."""
-    return alias_server(project, "default")
 
 
 def alias_server(project: Project, alias: str) -> Server:
