@@ -22,6 +22,7 @@ from guard.database.server import Server, make_interruptible
 from guard.errors import CHECK_FAILED, PASSED, FatalError
 from guard.execution import checks, routing, runs
 from guard.execution.roundtrip import Outcome
+from guard.execution.seeding import RowSettings
 from guard.planning.graph import Plan, load_graph, make_plan, migration_file, state_after
 from guard.planning.reversibility import irreversible_operations
 from guard.reporting.model import Report
@@ -140,6 +141,8 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
             progress.line(f"check: {check.name}: {'ok' if check.ok else 'FAILED'}")
 
     if plan.order or options.full:
+        report.rows = RowSettings(count=options.rows, data_seed=options.data_seed,
+                                  function=options.seed_function, fixtures=options.fixtures)
         report.outcomes = _on_every_alias(proj, aliases, loader, plan, cannot_reverse, report,
                                           progress, options, placeholder=name,
                                           meanwhile=run_checks, base_state=base_state)
@@ -209,6 +212,7 @@ def _on_every_alias(
                 project_dir=options.project_dir, cache_size=options.cache_size,
                 session={"lock_timeout": options.lock_timeout,
                          "statement_timeout": options.statement_timeout},
+                rows=report.rows or RowSettings(count=0),
             ),
             point=project.point, base_settings=project.base_settings,
             mirrors={a: m for a, m in aliases.mirrors.items() if a not in aliases.not_postgres},

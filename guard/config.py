@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from guard import rowsconfig
 from guard.database.server import parse_url
 from guard.errors import FatalError
 
@@ -23,7 +24,7 @@ DEFAULT_LAST = 5
 KNOWN_KEYS = {
     "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
     "semantic_diff", "cache_size", "lock_timeout", "statement_timeout", "accept", "pg_bindir",
-    "databases",
+    "databases", "rows", "data_seed", "seed", "fixtures",
 }
 
 
@@ -57,6 +58,14 @@ class CheckOptions:
     databases: tuple[str, ...] = ()
     """``--database`` / ``databases``: the aliases to test; empty for every one Django would
     migrate."""
+    rows: int = 3
+    """``--rows`` / ``rows``: generated rows per model in the base; 0 for none."""
+    data_seed: int = 0
+    """``--data-seed`` / ``data_seed``: the same seed makes the same rows."""
+    seed_function: str = ""
+    """``seed = "package.module:function"``: the project's own rows, after the generated ones."""
+    fixtures: tuple[Path, ...] = ()
+    """``fixtures``: files loaded into the base through its historical models."""
     # The git side: how to find what changed (used before the Django side starts).
     mode: Mode = "auto"
     base: str | None = None
@@ -166,6 +175,7 @@ def read_config(project_dir: Path) -> dict[str, Any]:
             f'{path}: databases must be a list of DATABASES aliases, e.g. databases = '
             '["default", "ledger"].'
         )
+    rowsconfig.validate(table, path)
     allowed = table.get("allow_irreversible", [])
     if not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed):
         raise FatalError(
@@ -271,6 +281,8 @@ def build_options(
     base: str | None = None,
     semantic_diff: bool | None = None,
     databases: Sequence[str] | None = None,
+    rows: int | None = None,
+    data_seed: int | None = None,
     cwd: Path | None = None,
 ) -> CheckOptions:
     """Merge flags (which win) over the pyproject table into :class:`CheckOptions`."""
@@ -288,6 +300,8 @@ def build_options(
     last_n = last if last is not None else int(config.get("last", DEFAULT_LAST))
     if last_n < 1:
         raise FatalError(f"--last must be at least 1, not {last_n}.")
+    if rows is not None and rows < 0:
+        raise FatalError(f"--rows must be 0 (no generated rows) or more, not {rows}.")
     return CheckOptions(
         project_dir=root,
         paths=tuple((here / p).resolve() for p in paths),
@@ -306,6 +320,10 @@ def build_options(
         docker_image=config.get("docker_image", "postgres:15"),
         cache_size=max(0, int(config.get("cache_size", 5))),
         databases=tuple(dict.fromkeys(databases or config.get("databases", []))),
+        rows=rows if rows is not None else int(config.get("rows", 3)),
+        data_seed=data_seed if data_seed is not None else int(config.get("data_seed", 0)),
+        seed_function=config.get("seed", ""),
+        fixtures=rowsconfig.fixture_paths(config.get("fixtures", []), find_pyproject(root), root),
         lock_timeout=config.get("lock_timeout", "10s"),
         statement_timeout=config.get("statement_timeout", "2min"),
         mode="full" if full else mode,
@@ -337,7 +355,7 @@ def to_json(options: CheckOptions) -> str:
 
 
 _PATH_FIELDS = {"project_dir"}
-_PATHS_FIELDS = {"paths", "deleted"}
+_PATHS_FIELDS = {"paths", "deleted", "fixtures"}
 
 
 def from_json(text: str) -> CheckOptions:

@@ -85,6 +85,12 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("--database", dest="databases", action="append", metavar="ALIAS",
                        help="test the migrations of this DATABASES alias; repeat for several "
                        "(default: every alias Django would migrate)")
+    check.add_argument("--rows", type=int, metavar="N",
+                       help="rows generated per model in the base before the selection goes "
+                       "forward (default 3; 0 for none)")
+    check.add_argument("--data-seed", type=int, metavar="N",
+                       help="the seed of the generated rows: the same seed makes the same rows "
+                       "(default 0)")
     check.add_argument("--output", metavar="FILE",
                        help="write the report that would go to stdout to FILE instead")
     check.add_argument("--no-github", dest="github", action="store_false",
@@ -139,6 +145,8 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
         base=args.base,
         semantic_diff=args.semantic_diff,
         databases=args.databases,
+        rows=args.rows,
+        data_seed=args.data_seed,
     )
     from guard import interpreter
 

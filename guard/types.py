@@ -38,3 +38,7 @@ class StepResult:
     hint: str = ""
     undo_sql: list[str] = field(default_factory=list)
     """For a reverse that leaves the schema different: SQL that would undo the difference."""
+    rows_lost: list[str] = field(default_factory=list)
+    """For a reverse that restores the schema: each table whose rows it did not restore."""
+    operation: int | None = None
+    """For a failed step: the index of the operation it failed in, when known."""

@@ -211,11 +211,12 @@ def test_github_annotations_and_step_summary(shop: Path, pg_url: str, tmp_path: 
         "operation: migrations.RunSQL(migrations.RunSQL.noop, "
         """reverse_sql='DROP TABLE "orders_audit";'))."""
     )
+    # A failed step points at the operation it failed in (line 8 is the RunSQL), and says so.
     assert errors[2].startswith(
-        "::error file=orders/migrations/0003_x.py,line=4,"
-        "title=migration-guard%3A orders.0003_x forward-again::ProgrammingError: relation "
-        '"orders_audit" already exists'
-    )
+        "::error file=orders/migrations/0003_x.py,line=8,"
+        "title=migration-guard%3A orders.0003_x forward-again::operation 1 of 1 (Raw SQL "
+        'operation): ProgrammingError: relation "orders_audit" already exists'
+    ), errors[2]
     assert len(errors) == 3
     # The report itself comes first, then the annotations.
     assert run.stdout.index("FAILED orders.0003_x") < run.stdout.index("::error")

@@ -129,9 +129,40 @@ def _exists(cur: Any, name: str) -> bool:
     return cur.fetchone() is not None
 
 
-def _touch(cur: Any, name: str) -> None:
-    stamp = json.dumps({"last_used": time.time(), "pid": os.getpid()})
-    cur.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS %s", (stamp,))
+def _comment(cur: Any, name: str) -> dict[str, Any]:
+    cur.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname = %s", (name,))
+    row = cur.fetchone()
+    try:
+        found = json.loads(row[0]) if row and row[0] else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _touch(cur: Any, name: str, **extra: Any) -> dict[str, Any]:
+    """Stamp the cache as used now (keeping what else its comment holds); that comment."""
+    stamp = {**_comment(cur, name), **extra, "last_used": time.time(), "pid": os.getpid()}
+    cur.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS %s", (json.dumps(stamp),))
+    return stamp
+
+
+def annotate(server: Server, name: str, **extra: Any) -> None:
+    """Keep ``extra`` (JSON) with the cache ``name``: what the run that built it learnt."""
+    conn = connect_maintenance(server)
+    try:
+        _touch(conn.cursor(), name, **extra)
+    finally:
+        conn.close()
+
+
+def annotation(server: Server, name: str) -> dict[str, Any]:
+    """What :func:`annotate` kept with the cache ``name``."""
+    conn = connect_maintenance(server)
+    try:
+        return _comment(conn.cursor(), name)
+    finally:
+        conn.close()
 
 
 def cached(server: Server) -> list[tuple[str, float]]:

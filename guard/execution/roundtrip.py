@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from guard.database.server import one_line
 from guard.errors import FatalError
-from guard.execution import routing, schema, undo
+from guard.execution import contents, routing, schema, undo, verdicts
+from guard.execution.seeding import Seeded
 from guard.planning.graph import ancestors_within
 from guard.types import MigrationKey, StepResult, label
 
@@ -39,6 +39,7 @@ class ServerGone(FatalError):
 
 
 OnBase = Callable[[int, float], None]
+Seeder = Callable[["ProjectState", "BaseDatabaseWrapper"], Seeded]
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Outcome:
     steps: dict[MigrationKey, list[StepResult]] = field(default_factory=dict)
     denied: set[MigrationKey] = field(default_factory=set)
     """Applied here as no-ops: the routers allowed none of their operations on this database."""
+    seeded: Seeded | None = None
+    """The rows put in the base (None: none were asked for, or the base is empty)."""
 
 
 class Execution:
@@ -68,6 +71,7 @@ class Execution:
         on_step: OnStep,
         on_base: OnBase | None = None,
         timeouts: dict[str, str] | None = None,
+        seeder: Seeder | None = None,
     ) -> None:
         self.loader = loader
         self.graph = loader.graph
@@ -78,6 +82,10 @@ class Execution:
         self.on_step = on_step
         self.on_base = on_base
         self.timeouts = timeouts or {}
+        self.seeder = seeder
+        self.watch: verdicts.Watch | None = None
+        self.rows: list[contents.Contents] = []
+        """What the tables hold before each member of the selection, then after the last."""
         self.executor = _executor(connection, loader)
         self.outcome = Outcome()
 
@@ -86,11 +94,24 @@ class Execution:
     def _apply(self, state: ProjectState, key: MigrationKey) -> ProjectState:
         if "apps" not in state.__dict__:
             state.apps  # noqa: B018 - render once up front; Django does the same before applying
-        return self.executor.apply_migration(state, self.graph.nodes[key])
+        migration = self.graph.nodes[key]
+        with verdicts.watching(self.connection, migration, backwards=False) as self.watch:
+            return self.executor.apply_migration(state, migration)
 
     def _unapply(self, state_before: ProjectState, key: MigrationKey) -> None:
         # unapply_migration() wants the state *before* the migration and mutates it.
-        self.executor.unapply_migration(state_before.clone(), self.graph.nodes[key])
+        migration = self.graph.nodes[key]
+        with verdicts.watching(self.connection, migration, backwards=True) as self.watch:
+            self.executor.unapply_migration(state_before.clone(), migration)
+
+    def _failure(self, exc: BaseException) -> str:
+        """The failed step's error, with the operation, table, column and row it failed on."""
+        return verdicts.explain(exc, self.watch, self.connection)
+
+    def _record_failure(self, key: MigrationKey, result: StepResult) -> None:
+        if self.watch is not None and self.watch.operation is not None:
+            result.operation = self.watch.operation[0] - 1
+        self._record(key, result)
 
     def _server_still_there(self, key: MigrationKey, step: str, exc: BaseException) -> None:
         """After a failed step: a server that no longer answers is an environment error (exit
@@ -102,27 +123,17 @@ class Execution:
         except Exception:
             raise ServerGone(
                 f"The PostgreSQL server stopped answering during the {step} step of "
-                f"{label(key)}: {_error(exc)}. Check that it is running (and was not restarted "
-                "or shut down), then run migration-guard again."
+                f"{label(key)}: {verdicts.error(exc)}. Check that it is running (and was not "
+                "restarted or shut down), then run migration-guard again."
             ) from exc
-
-    def _timeout_hint(self, exc: BaseException) -> str:
-        """What to say when PostgreSQL stopped a statement at one of our timeouts."""
-        text = str(exc)
-        for setting, words in (("statement_timeout", "statement timeout"),
-                               ("lock_timeout", "lock timeout")):
-            if words in text:
-                return (
-                    f"PostgreSQL stopped it after {setting} = {self.timeouts.get(setting, '?')}"
-                    f" ([tool.migration-guard] {setting}). On an empty database a migration "
-                    "that takes this long usually waits on a lock or does not end; raise the "
-                    "setting if it is really that slow."
-                )
-        return ""
 
     def _snapshot(self) -> schema.Schema:
         with self.connection.cursor() as cursor:
             return schema.snapshot(cursor)
+
+    def _contents(self) -> contents.Contents:
+        with self.connection.cursor() as cursor:
+            return contents.snapshot(cursor)
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -137,6 +148,7 @@ class Execution:
         # rendered state costs far less than rendering one again for each unapply.
         before: dict[MigrationKey, ProjectState] = {}
         snapshots = [self._snapshot()]
+        self.rows = [self._contents()]
         applied: list[MigrationKey] = []
         if not self._forward(state, before, snapshots, applied):
             return self.outcome
@@ -157,9 +169,11 @@ class Execution:
                 self._server_still_there(key, "base", exc)
                 self.outcome.base_error = (
                     f"{label(key)} (outside the selection) failed to apply from an empty "
-                    f"database: {type(exc).__name__}: {one_line(exc)}"
+                    f"database: {self._failure(exc)}"
                 )
                 return None
+        if self.seeder is not None and self.base:
+            self.outcome.seeded = self.seeder(state, self.connection)
         self.outcome.base_seconds = time.perf_counter() - started
         self.outcome.base_count = len(self.base)
         if self.on_base is not None:
@@ -192,23 +206,25 @@ class Execution:
                 state.apps  # noqa: B018 - render once; every later state is a cheap clone
             before[key] = state.clone()
             try:
-                with routing.recording() as verdicts:
+                with routing.recording() as routed:
                     state = self._apply(state, key)
             except Exception as exc:
-                self._record(key, StepResult(
-                    "forward", False, time.perf_counter() - started, error=_error(exc),
-                    hint=self._timeout_hint(exc) or _forward_hint(exc),
+                self._record_failure(key, StepResult(
+                    "forward", False, time.perf_counter() - started, error=self._failure(exc),
+                    hint=verdicts.timeout_hint(exc, self.timeouts) or verdicts.forward_hint(exc),
                 ))
                 self._server_still_there(key, "forward", exc)
                 rest = self.order[index + 1:]
                 self._skip_rest(rest, "forward", f"not run: {label(key)} failed to apply")
                 return False
-            if verdicts.denied:
+            if routed.denied:
                 # Nothing of it ran here: the schema is the one before it.
                 self.outcome.denied.add(key)
                 snapshots.append(snapshots[-1])
+                self.rows.append(self.rows[-1])
             else:
                 snapshots.append(self._snapshot())
+                self.rows.append(self._contents())
             applied.append(key)
             self._record(key, StepResult("forward", True, time.perf_counter() - started))
         return True
@@ -241,9 +257,10 @@ class Execution:
             try:
                 self._unapply(before[key], key)
             except Exception as exc:
-                self._record(key, StepResult(
-                    "backward", False, time.perf_counter() - started, error=_error(exc),
-                    hint=self._timeout_hint(exc) or _backward_hint(key, exc, self.graph),
+                self._record_failure(key, StepResult(
+                    "backward", False, time.perf_counter() - started, error=self._failure(exc),
+                    hint=(verdicts.timeout_hint(exc, self.timeouts)
+                          or verdicts.backward_hint(key, self.graph)),
                 ))
                 self._server_still_there(key, "backward", exc)
                 self._block(key, members, blocked)
@@ -258,6 +275,8 @@ class Execution:
             if found:
                 result.undo_sql = undo.statements(found.items)
                 result.hint = undo.reverse_hint(label(key), result.undo_sql)
+            elif found is not None:  # the schema is back: are the rows?
+                result.rows_lost = contents.lost(self.rows[index], self._contents())
             self._record(key, result)
         return unapplied
 
@@ -292,8 +311,9 @@ class Execution:
             try:
                 self._apply(before[key].clone(), key)
             except Exception as exc:
-                self._record(key, StepResult(
-                    "forward-again", False, time.perf_counter() - started, error=_error(exc),
+                self._record_failure(key, StepResult(
+                    "forward-again", False, time.perf_counter() - started,
+                    error=self._failure(exc),
                     hint=(
                         f"{label(key)} applies on a fresh database but not after its own "
                         "rollback: the reverse leaves something behind (see the backward step) "
@@ -342,29 +362,6 @@ class Execution:
             result.error = what
             result.schema_diff = list(found.differences)
         return found
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {one_line(exc)}"
-
-
-def _forward_hint(exc: BaseException) -> str:
-    text = str(exc)
-    if "already exists" in text:
-        return ("An object it creates already exists: the base state already has it, "
-                "or an earlier migration's reverse left it behind.")
-    if "cannot run inside a transaction block" in text or "CONCURRENTLY" in text:
-        return "Operations such as AddIndexConcurrently need `atomic = False` on the Migration."
-    return "Run `python manage.py sqlmigrate` for it and try the SQL on a copy of your database."
-
-
-def _backward_hint(key: MigrationKey, exc: BaseException, graph: Any) -> str:
-    parents = [p.key for p in graph.node_map[key].parents if p.key[0] == key[0]]
-    target = parents[0][1] if parents else "zero"
-    return (
-        f"Its reverse fails. Reproduce with `python manage.py migrate {key[0]} {target}` on a "
-        "copy of the database, then fix reverse_code / reverse_sql or the order of operations."
-    )
 
 
 def _executor(connection: BaseDatabaseWrapper, loader: MigrationLoader) -> MigrationExecutor:

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from guard.database import cache, throwaway
 from guard.database.server import Server, driver_errors, one_line
 from guard.errors import FatalError
-from guard.execution.roundtrip import Execution, Outcome
+from guard.execution import seeding
+from guard.execution.roundtrip import Execution, Outcome, Seeder
+from guard.execution.seeding import RowSettings, Seeded
 from guard.types import MigrationKey, StepResult
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class Progress(Protocol):
 
     def line(self, text: str = "") -> None: ...
     def base(self, count: int, seconds: float, *, cached: bool = False) -> None: ...
+    def rows(self, seeded: Seeded | None, settings: RowSettings) -> None: ...
     def step(self, key: MigrationKey, result: StepResult) -> None: ...
 
 
@@ -74,6 +77,19 @@ class Settings:
     cache_size: int
     session: Mapping[str, str]
     """``lock_timeout`` and ``statement_timeout`` for every connection."""
+    rows: RowSettings = RowSettings(count=0)
+    """The rows put in every base before the selection goes forward."""
+
+    @property
+    def seeder(self) -> Seeder | None:
+        if not self.rows.active:
+            return None
+        rows = self.rows
+
+        def seed(state: ProjectState, connection: Any) -> Seeded:
+            return seeding.seed(state, connection, rows)
+
+        return seed
 
 
 def run_all(
@@ -137,6 +153,7 @@ def run_all(
                 progress.alias = target.alias
                 progress.base(target.outcome.base_count, target.outcome.base_seconds,
                               cached=target.outcome.base_cached)
+                progress.rows(target.outcome.seeded, settings.rows)
         for target in targets:
             point(target.alias, target.server, target.name, keep_options=target.keep_options,
                   session=settings.session)
@@ -147,7 +164,7 @@ def run_all(
                       session=settings.session)
         for target in targets:
             target.outcome = _run(target, loader, base, order, cannot_reverse, progress,
-                                  settings.session)
+                                  settings)
         return {t.alias: t.outcome for t in targets if t.outcome is not None}
     finally:
         connections.close_all()
@@ -187,6 +204,7 @@ def _cached_bases(
     versions: dict[str, str] = {}
     start: ProjectState | None = None
     sources = cache.sources_digest(loader, base, project_dir=settings.project_dir)
+    rows_key = seeding.key_part(settings.rows)
     for target in targets:
         started = time.perf_counter()
         server = target.server
@@ -194,11 +212,11 @@ def _cached_bases(
         if where not in versions:
             versions[where] = cache.server_version(server)
         digest = cache.key(sources=sources, server_version=versions[where],
-                           settings=base_settings(target.alias))
+                           settings={**base_settings(target.alias), "rows": rows_key})
         progress.alias = target.alias
         execution = Execution(loader, connections[target.alias], base=base, order=(),
                               cannot_reverse=set(), on_step=progress.step,
-                              timeouts=dict(settings.session))
+                              timeouts=dict(settings.session), seeder=settings.seeder)
         built: list[ProjectState] = []
 
         def build(building: str, target: Target = target, execution: Execution = execution,
@@ -224,6 +242,11 @@ def _cached_bases(
             target.outcome = outcome
             return None
         target.template, hit = found
+        if hit:
+            kept = cache.annotation(server, target.template).get("seeded")
+            outcome.seeded = Seeded.from_dict(kept) if isinstance(kept, dict) else None
+        elif outcome.seeded is not None:
+            cache.annotate(server, target.template, seeded=outcome.seeded.to_dict())
         if start is None:
             start = base_state.clone() if hit else built[0]
         outcome.base_count = len(base)
@@ -240,14 +263,20 @@ def _run(
     order: Sequence[MigrationKey],
     cannot_reverse: set[MigrationKey],
     progress: Progress,
-    session: Mapping[str, str],
+    settings: Settings,
 ) -> Outcome:
     from django.db import connections
 
     progress.alias = target.alias
+
+    def on_base(count: int, seconds: float) -> None:
+        progress.base(count, seconds)
+        progress.rows(execution.outcome.seeded, settings.rows)
+
     execution = Execution(loader, connections[target.alias], base=base, order=order,
                           cannot_reverse=cannot_reverse, on_step=progress.step,
-                          on_base=progress.base, timeouts=dict(session))
+                          on_base=on_base, timeouts=dict(settings.session),
+                          seeder=settings.seeder)
     if target.outcome is not None:  # the base came from the cache
         execution.outcome = target.outcome
     try:

@@ -117,10 +117,14 @@ def error_lines(report: Report, environ: Mapping[str, str]) -> Iterator[str]:
         on = f" on {alias}" if report.several else ""
         yield error(base_error, title=f"migration-guard: base{on}")
     for alias, key, step in report.failures():
-        file, line = where(key)
+        file, line = where(key, step.operation)
         yield error("\n".join([step.error, *details(step)]),
                     title=f"migration-guard: {report.name(key, alias)} {step.step}", file=file,
                     line=line)
+    for alias, key, lost in report.rows_lost():
+        file, line = where(key)
+        yield warning(lost, title=f"migration-guard: {report.name(key, alias)} rows lost",
+                      file=file, line=line)
     for key, why in report.not_run.items():
         file, line = where(key)
         yield warning(f"{label(key)} ran on no database: {why}",

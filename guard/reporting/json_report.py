@@ -23,6 +23,10 @@ def _step_json(report: Report, key: MigrationKey, step: StepResult) -> dict[str,
         data["undo_sql"] = step.undo_sql
     if step.warnings:
         data["warnings"] = step.warnings
+    if step.rows_lost:
+        data["rows_lost"] = step.rows_lost
+    if step.operation is not None:
+        data["operation"] = step.operation
     return data
 
 
@@ -32,7 +36,17 @@ def _base_json(outcome: Outcome) -> dict[str, Any]:
         "seconds": round(outcome.base_seconds, 4),
         "cached": outcome.base_cached,
         **({"error": outcome.base_error} if outcome.base_error else {}),
+        **({"rows": outcome.seeded.to_dict()} if outcome.seeded is not None else {}),
     }
+
+
+def _rows_json(report: Report) -> dict[str, Any] | None:
+    rows = report.rows
+    if rows is None:
+        return None
+    return {"per_model": rows.count, "data_seed": rows.data_seed,
+            "seed_function": rows.function or None,
+            "fixtures": [str(f) for f in rows.fixtures]}
 
 
 def as_json(report: Report) -> dict[str, Any]:
@@ -52,6 +66,7 @@ def as_json(report: Report) -> dict[str, Any]:
         ],
         "ignored": [{"path": p, "reason": r} for p, r in report.ignored],
         "notes": report.notes,
+        "rows": _rows_json(report),
         "base": _base_json(report.outcomes.get(report.aliases[0], Outcome())),
         "aliases": [
             {"alias": alias, "base": _base_json(report.outcomes.get(alias, Outcome()))}

@@ -75,6 +75,9 @@ def as_junit(report: Report) -> str:
                     suite.skip(case, f"accepted ({report.accepted[key]}): {step.error}")
                 elif step.ok is False:
                     suite.fail(case, step.error, [step.error, *where, *details(step)], name)
+                if step is not None and step.rows_lost:
+                    out = ET.SubElement(case, "system-out")
+                    out.text = _clean("\n".join(f"warning: {w}" for w in step.rows_lost))
         for irreversible, accepted in report.irreversible:
             if irreversible.migration != key:
                 continue

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from guard.execution.checks import CheckResult
 from guard.execution.roundtrip import Outcome
+from guard.execution.seeding import RowSettings
 from guard.planning.reversibility import Irreversible
 from guard.types import MigrationKey, Selected, StepResult, label
 
@@ -42,6 +43,8 @@ class Report:
     """Selected migrations that ran on no tested database: the routers' verdict."""
     not_tested: list[str] = field(default_factory=list)
     """One line per alias whose migrations are not tested (not PostgreSQL), and why."""
+    rows: RowSettings | None = None
+    """The rows put in every base (None: the run made no database)."""
     seconds: float = 0.0
 
     @property
@@ -73,6 +76,25 @@ class Report:
     def failures(self) -> list[tuple[str, MigrationKey, StepResult]]:
         """Failed steps that count (alias, migration, step): not those of accepted migrations."""
         return [f for f in self._failed() if f[1] not in self.accepted]
+
+    def rows_lost(self) -> list[tuple[str, MigrationKey, str]]:
+        """(alias, migration, warning) for each table whose rows a rollback did not restore."""
+        return [
+            (alias, key, lost)
+            for alias, outcome in self.outcomes.items()
+            for key, steps in outcome.steps.items()
+            for step in steps
+            for lost in step.rows_lost
+        ]
+
+    def reproduce(self) -> str:
+        """For a failed run on generated rows: how to get the same rows again, or none."""
+        rows = self.rows
+        if rows is None or not rows.count or self.passed:
+            return ""
+        return (f"the databases held {rows.count} generated row(s) per model (data seed "
+                f"{rows.data_seed}): --data-seed {rows.data_seed} makes the same rows again, "
+                "--rows 0 checks without them")
 
     def accepted_failures(self) -> list[tuple[str, MigrationKey, StepResult]]:
         return [f for f in self._failed() if f[1] in self.accepted]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from guard.execution.seeding import RowSettings, Seeded
 from guard.reporting.model import Report
 from guard.reporting.text import describe_reason
 from guard.types import MigrationKey, StepResult, label
@@ -50,6 +51,15 @@ class Progress:
         status = "cached" if cached else "ok"
         self.line(f"  {'base':<13} {what:<{self.width}} {status:<7} {seconds:6.2f}s")
 
+    def rows(self, seeded: Seeded | None, settings: RowSettings) -> None:
+        """What the base holds besides its migrations' own rows."""
+        if seeded is None:
+            return
+        what = self._named(f"{seeded.rows} in {seeded.tables} table(s) ({settings.describe()})")
+        self.line(f"  {'rows':<13} {what:<{self.width}} {'ok':<7} {seeded.seconds:6.2f}s")
+        for note in seeded.notes:
+            self.line(f"      note: {note}")
+
     def step(self, key: MigrationKey, result: StepResult) -> None:
         status = {True: "ok", False: "FAILED", None: "skipped"}[result.ok]
         if result.ok is False and key in self.accepted:
@@ -63,3 +73,5 @@ class Progress:
         if self.verbose:
             for warning in result.warnings:
                 self.line(f"      warning: {warning}")
+        for lost in result.rows_lost:
+            self.line(f"      warning: {lost}")

@@ -63,6 +63,8 @@ def write_text(report: Report, out: TextIO) -> None:
         lines.append(f"FAILED {report.name(key, alias)}: {step.step}: {step.error}")
         lines.append(f"  file: {report.files.get(key, '?')}")
         lines += [f"  {line}" for line in details(step)]
+    for alias, key, lost in report.rows_lost():
+        lines.append(f"warning: {report.name(key, alias)}: backward: {lost}")
     for key, why in report.not_run.items():
         lines.append(f"warning: {label(key)} ran on no database: {why}")
     for line in report.not_tested:
@@ -74,6 +76,8 @@ def write_text(report: Report, out: TextIO) -> None:
             lines.append(f"  hint: {check.hint}")
         for warning in check.warnings:
             lines.append(f"warning: {check.name}: {warning}")
+    if report.reproduce():
+        lines.append(f"rows: {report.reproduce()}")
     lines.append(summary_line(report))
     out.write("\n".join(lines) + "\n")
 

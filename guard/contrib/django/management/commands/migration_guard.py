@@ -44,6 +44,8 @@ FORWARDED = {
     "semantic_diff": "semantic_diff",
     "verbose": "verbose",
     "databases": "databases",
+    "rows": "rows",
+    "data_seed": "data_seed",
 }
 
 

@@ -1,0 +1,57 @@
+"""What the tables hold: each table's row count and a checksum of its rows.
+
+Taken with the schema snapshots, so that rolling a migration back is checked for the rows as
+well as for the schema: a table whose rows differ after the rollback from before the migration
+lost (or changed) data that the deploy's rollback would lose too. The checksum is an md5 of the
+sorted md5s of the rows' text, so it depends on the rows, not on their physical order. Django's
+``django_migrations`` is left out: the round trip itself writes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Contents = dict[str, tuple[int, str]]
+"""table -> (row count, checksum)."""
+
+_TABLES = """
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (current_schemas(false))
+  AND c.relname <> 'django_migrations'
+ORDER BY c.relname
+"""
+
+
+def snapshot(cursor: Any) -> Contents:
+    """Every table of the schemas on the search path, in one query after the table list."""
+    cursor.execute(_TABLES)
+    tables = [str(row[0]) for row in cursor.fetchall()]
+    if not tables:
+        return {}
+    parts = [
+        f"SELECT %s, count(*), md5(coalesce(string_agg(md5(t::text), '' ORDER BY md5(t::text)),"
+        f" '')) FROM {_quote(table)} t"
+        for table in tables
+    ]
+    cursor.execute(" UNION ALL ".join(parts), tables)
+    return {str(name): (int(count), str(checksum)) for name, count, checksum in cursor.fetchall()}
+
+
+def lost(before: Contents, after: Contents) -> list[str]:
+    """A warning for each table, in both, whose rows differ."""
+    found = []
+    for table, (count, checksum) in sorted(before.items()):
+        if table not in after or after[table] == (count, checksum):
+            continue
+        now = after[table][0]
+        if now != count:
+            what = f"{count} row(s) before, {now} after"
+        else:
+            what = f"the same {count} row(s) in number, with other contents"
+        found.append(f"rows of {table} not restored by the rollback: {what} "
+                     "(data that rolling back this migration loses)")
+    return found
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

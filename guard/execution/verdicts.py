@@ -1,0 +1,209 @@
+"""What a failed step says: the operation, the table, column and row it failed on, and a hint.
+
+While a migration applies or unapplies, :func:`watching` notes which of its operations runs and
+the last statement it sent. When the step fails, :func:`explain` puts that together with what
+PostgreSQL said (its message, and the table, column and detail of the error) and, where the
+offending value or a NULL is known, looks up the primary key of a row that holds it:
+``operation 2 of 2 (Alter field code on item), column "code" of shop_item, row id=1: DataError:
+invalid input syntax for type integer: "Ünïcode-17"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from guard.database.server import one_line
+from guard.types import MigrationKey
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.migrations.migration import Migration
+
+
+@dataclass
+class Watch:
+    """Where a step was when it failed."""
+
+    operations: int
+    operation: tuple[int, str] | None = None
+    """(1-based index, Django's description) of the operation running."""
+    statement: str = ""
+
+
+@contextmanager
+def watching(connection: BaseDatabaseWrapper, migration: Migration, *, backwards: bool
+             ) -> Iterator[Watch]:
+    """Note the running operation and the last statement while the block runs."""
+    watch = Watch(len(migration.operations))
+    method = "database_backwards" if backwards else "database_forwards"
+    wrapped = []
+    for index, operation in enumerate(migration.operations, 1):
+        if method in operation.__dict__:
+            continue
+        original = getattr(operation, method)
+
+        def noting(*args: Any, _index: int = index, _op: Any = operation,
+                   _original: Any = original, **kwargs: Any) -> Any:
+            watch.operation = (_index, _describe(_op))
+            watch.statement = ""
+            return _original(*args, **kwargs)
+
+        operation.__dict__[method] = noting
+        wrapped.append(operation)
+
+    def statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        watch.statement = sql
+        return execute(sql, params, many, context)
+
+    try:
+        with connection.execute_wrapper(statement):
+            yield watch
+    finally:
+        for operation in wrapped:
+            operation.__dict__.pop(method, None)
+
+
+def explain(exc: BaseException, watch: Watch | None, connection: BaseDatabaseWrapper) -> str:
+    """The step's error: where it failed, then what PostgreSQL or Python said."""
+    said = error(exc)
+    if watch is None:
+        return said
+    parts = []
+    if watch.operation is not None:
+        index, description = watch.operation
+        parts.append(f"operation {index} of {watch.operations} ({description})")
+    table, column, value = _locate(exc, watch.statement)
+    if table and column:
+        parts.append(f'column "{column}" of {table}')
+    elif table:
+        parts.append(f"table {table}")
+    if table and column:
+        row = _row(connection, table, column, value)
+        if row:
+            parts.append(row)
+    detail = _detail(exc)
+    if detail and detail not in said:
+        said += f" ({detail})"
+    return ", ".join(parts) + ": " + said if parts else said
+
+
+def error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
+_NULLS = re.compile(r'column "([^"]+)" of relation "([^"]+)" contains null values')
+_VALUE = re.compile(r'invalid input syntax for type [\w ]+: "(.*)"|value "?(.*?)"? is out of range'
+                    r'|value too long for type')
+_KEY = re.compile(r"Key \(([^)]+)\)=\((.*)\) (?:is duplicated|already exists)")
+_STATEMENT_COLUMN = re.compile(
+    r'ALTER TABLE "?([\w.]+)"? (?:ALTER COLUMN |ADD COLUMN |ADD CONSTRAINT "?\w+"? UNIQUE \()'
+    r'"?(\w+)"?')
+_STATEMENT_INDEX = re.compile(r'CREATE UNIQUE INDEX (?:CONCURRENTLY )?"?\w+"? ON "?([\w.]+)"? '
+                              r'(?:USING \w+ )?\("?(\w+)"?')
+
+
+def _diag(exc: BaseException) -> Any:
+    cause = exc.__cause__ or exc.__context__
+    return getattr(cause, "diag", None) or getattr(exc, "diag", None)
+
+
+def _detail(exc: BaseException) -> str:
+    diag = _diag(exc)
+    return str(getattr(diag, "message_detail", "") or "") if diag is not None else ""
+
+
+def _locate(exc: BaseException, statement: str) -> tuple[str, str, Any]:
+    """(table, column, offending value: a string, None for a NULL, or ... if unknown)."""
+    message = str(exc)
+    diag = _diag(exc)
+    table = str(getattr(diag, "table_name", "") or "") if diag is not None else ""
+    column = str(getattr(diag, "column_name", "") or "") if diag is not None else ""
+    value: Any = ...
+    nulls = _NULLS.search(message)
+    if nulls:
+        return nulls.group(2), nulls.group(1), None
+    key = _KEY.search(_detail(exc) or message)
+    if key and "," not in key.group(1):
+        column, value = key.group(1).strip('"'), key.group(2)
+    found = _VALUE.search(message)
+    if found and found.group(1) is not None:
+        value = found.group(1)
+    for pattern in (_STATEMENT_COLUMN, _STATEMENT_INDEX):
+        match = pattern.search(statement)
+        if match:
+            table = table or match.group(1)
+            column = column or match.group(2)
+            break
+    if "violates not-null constraint" in message:
+        value = None
+    return table, column, value
+
+
+def _row(connection: BaseDatabaseWrapper, table: str, column: str, value: Any) -> str:
+    """``id=3``: the primary key of a row that holds ``value`` in the column, when one is
+    found (the failed statement was rolled back, so the rows are as before it)."""
+    from django.db import DatabaseError, transaction
+
+    if value is ...:
+        return ""
+    quote = connection.ops.quote_name
+    try:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            key = connection.introspection.get_primary_key_column(cursor, table)
+            if not key:
+                return ""
+            if value is None:
+                cursor.execute(f"SELECT {quote(key)} FROM {quote(table)} "
+                               f"WHERE {quote(column)} IS NULL LIMIT 1")
+            else:
+                cursor.execute(f"SELECT {quote(key)} FROM {quote(table)} "
+                               f"WHERE {quote(column)}::text = %s LIMIT 1", [value])
+            found = cursor.fetchone()
+    except DatabaseError:
+        return ""
+    return f"row {key}={found[0]}" if found else ""
+
+
+def _describe(operation: Any) -> str:
+    try:
+        return str(operation.describe())
+    except Exception:  # a third-party operation's describe() is not ours to trust
+        return type(operation).__name__
+
+
+def timeout_hint(exc: BaseException, timeouts: Mapping[str, str]) -> str:
+    """What to say when PostgreSQL stopped a statement at one of our timeouts."""
+    text = str(exc)
+    for setting, words in (("statement_timeout", "statement timeout"),
+                           ("lock_timeout", "lock timeout")):
+        if words in text:
+            return (
+                f"PostgreSQL stopped it after {setting} = {timeouts.get(setting, '?')}"
+                f" ([tool.migration-guard] {setting}). On an empty database a migration "
+                "that takes this long usually waits on a lock or does not end; raise the "
+                "setting if it is really that slow."
+            )
+    return ""
+
+
+def forward_hint(exc: BaseException) -> str:
+    text = str(exc)
+    if "already exists" in text and "Key (" not in text:
+        return ("An object it creates already exists: the base state already has it, "
+                "or an earlier migration's reverse left it behind.")
+    if "cannot run inside a transaction block" in text or "CONCURRENTLY" in text:
+        return "Operations such as AddIndexConcurrently need `atomic = False` on the Migration."
+    return "Run `python manage.py sqlmigrate` for it and try the SQL on a copy of your database."
+
+
+def backward_hint(key: MigrationKey, graph: Any) -> str:
+    parents = [p.key for p in graph.node_map[key].parents if p.key[0] == key[0]]
+    target = parents[0][1] if parents else "zero"
+    return (
+        f"Its reverse fails. Reproduce with `python manage.py migrate {key[0]} {target}` on a "
+        "copy of the database, then fix reverse_code / reverse_sql or the order of operations."
+    )

@@ -1,0 +1,219 @@
+"""The generated rows, looked at from inside a migration of the project.
+
+The ``kinds`` app's first migration makes models with every kind of field and relation the
+generator handles; its second is a ``RunPython`` that reads the rows it finds in the base and
+raises if one of the README's promises does not hold, so that the check fails and says which.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.guardrun import Run, run_guard, write
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
+
+FIELDS = '''
+from django.db import models
+
+
+class WeirdField(models.Field):
+    """A custom field of a type migration-guard does not know."""
+
+    def db_type(self, connection):
+        return "text"
+
+    def get_internal_type(self):
+        return "WeirdField"
+'''
+
+INITIAL = '''
+import django
+import django.contrib.postgres.fields as pg
+from django.conf import settings
+from django.db import migrations, models
+
+from kinds.fields import WeirdField
+
+CHECK = "condition" if django.VERSION >= (5, 1) else "check"
+
+
+def fk(to, **kwargs):
+    return models.ForeignKey(to, on_delete=models.CASCADE, **kwargs)
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = [migrations.swappable_dependency(settings.AUTH_USER_MODEL)]
+
+    operations = [
+        migrations.CreateModel("Tag", [("id", models.AutoField(primary_key=True)),
+                                       ("name", models.CharField(max_length=10, unique=True))]),
+        migrations.CreateModel("Kind", [
+            ("id", models.BigAutoField(primary_key=True)),
+            ("char", models.CharField(max_length=12)),
+            ("text", models.TextField()),
+            ("slug", models.SlugField(max_length=20)),
+            ("email", models.EmailField()),
+            ("url", models.URLField()),
+            ("integer", models.IntegerField()),
+            ("small", models.SmallIntegerField()),
+            ("big", models.BigIntegerField()),
+            ("positive", models.PositiveIntegerField()),
+            ("price", models.DecimalField(max_digits=5, decimal_places=2)),
+            ("ratio", models.FloatField()),
+            ("flag", models.BooleanField()),
+            ("maybe", models.BooleanField(null=True)),
+            ("day", models.DateField()),
+            ("moment", models.DateTimeField()),
+            ("clock", models.TimeField()),
+            ("span", models.DurationField()),
+            ("uuid", models.UUIDField(unique=True)),
+            ("ip", models.GenericIPAddressField()),
+            ("blob", models.BinaryField()),
+            ("data", models.JSONField()),
+            ("status", models.CharField(max_length=1, choices=[("a", "A"), ("b", "B")])),
+            ("code", models.CharField(max_length=8, unique=True)),
+            ("nullable", models.CharField(max_length=5, null=True)),
+            ("optional", models.CharField(max_length=5, blank=True)),
+            ("numbers", pg.ArrayField(models.IntegerField(), size=3)),
+            ("span_range", pg.IntegerRangeField()),
+            ("when", pg.DateTimeRangeField(null=True)),
+            ("tags", models.ManyToManyField("kinds.Tag")),
+        ]),
+        migrations.CreateModel("Parent", [("id", models.AutoField(primary_key=True)),
+                                          ("name", models.CharField(max_length=3))]),
+        migrations.CreateModel("Child", [("id", models.AutoField(primary_key=True)),
+                                         ("parent", fk("kinds.Parent"))]),
+        migrations.CreateModel("Node", [("id", models.AutoField(primary_key=True)),
+                                        ("parent", fk("kinds.Node", null=True))]),
+        migrations.CreateModel("Left", [("id", models.AutoField(primary_key=True))]),
+        migrations.CreateModel("Right", [("id", models.AutoField(primary_key=True)),
+                                         ("left", fk("kinds.Left"))]),
+        migrations.AddField("Left", "right", fk("kinds.Right", null=True)),
+        migrations.CreateModel("Profile", [
+            ("id", models.AutoField(primary_key=True)),
+            ("user", models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)),
+        ]),
+        migrations.CreateModel("Pair", [
+            ("id", models.AutoField(primary_key=True)),
+            ("a", models.IntegerField()), ("b", models.IntegerField()),
+        ], options={"unique_together": {("a", "b")}}),
+        migrations.CreateModel("Slot", [
+            ("id", models.AutoField(primary_key=True)),
+            ("room", fk("kinds.Parent")), ("hour", models.SmallIntegerField()),
+        ], options={"constraints": [models.UniqueConstraint(fields=["room", "hour"],
+                                                            name="one_per_hour")]}),
+        migrations.CreateModel("Checked", [
+            ("id", models.AutoField(primary_key=True)), ("n", models.IntegerField()),
+        ], options={"constraints": [models.CheckConstraint(
+            **{CHECK: models.Q(n=-42)}, name="only_minus_42")]}),
+        migrations.CreateModel("Weird", [("id", models.AutoField(primary_key=True)),
+                                         ("value", WeirdField())]),
+        migrations.CreateModel("Outside", [("id", models.AutoField(primary_key=True))],
+                               options={"managed": False, "db_table": "kinds_outside"}),
+        migrations.CreateModel("ParentProxy", [], options={"proxy": True},
+                               bases=("kinds.parent",)),
+    ]
+'''
+
+LOOK = '''
+import hashlib
+
+from django.db import migrations
+
+PROBLEMS = []
+
+
+def expect(ok, what):
+    if not ok:
+        PROBLEMS.append(what)
+
+
+def look(apps, schema_editor):
+    get = lambda name: apps.get_model("kinds", name)
+    Kind = get("Kind")
+    kinds = list(Kind.objects.order_by("pk"))
+    expect(len(kinds) == 3, f"3 Kind rows, not {len(kinds)}")
+    expect(any(len(k.char) == 12 for k in kinds), "the longest string max_length allows")
+    expect(any(not k.text.isascii() for k in kinds), "non-ASCII text")
+    expect(any(k.nullable is None for k in kinds), "NULL where NULL is allowed")
+    expect(any(k.optional == "" for k in kinds), "an empty string where blank is")
+    expect(len({k.char for k in kinds}) < 3, "repeated values where not unique")
+    expect(len({k.code for k in kinds}) == 3, "distinct values where unique")
+    expect(len({k.uuid for k in kinds}) == 3, "distinct UUIDs")
+    expect(any(k.integer == 2147483647 for k in kinds), "the largest integer")
+    expect(any(k.small == -32768 for k in kinds), "the smallest smallint")
+    expect(all(k.positive >= 0 for k in kinds), "positive integers")
+    expect(any(str(k.price) == "999.99" for k in kinds), "the largest decimal(5, 2)")
+    expect(all(k.status in ("a", "b") for k in kinds), "values from choices")
+    expect(all(len(k.numbers) <= 3 for k in kinds), "arrays within their size")
+    expect(any(k.maybe is None for k in kinds), "a NULL boolean")
+    expect(Kind.tags.through.objects.count() >= 3, "many-to-many rows")
+    expect(get("Child").objects.count() == 3, "rows pointing at their parents")
+    nodes = get("Node").objects.filter(parent__isnull=False).count()
+    expect(nodes >= 1, "a self-reference filled afterwards")
+    expect(get("Right").objects.count() == 3, "the NOT NULL side of a cycle")
+    expect(get("Left").objects.filter(right__isnull=False).count() >= 1,
+           "the nullable side of a cycle filled afterwards")
+    User = apps.get_model(*"{user}".split("."))
+    expect(get("Profile").objects.count() == min(3, User.objects.count()), "one-to-ones")
+    pairs = list(get("Pair").objects.values_list("a", "b"))
+    expect(len(pairs) == 3 and len(set(pairs)) == 3, "unique_together holds")
+    expect(get("Slot").objects.count() >= 1, "a UniqueConstraint over a foreign key")
+    expect(get("Checked").objects.count() == 0, "a model no row fits is skipped")
+    expect(get("Weird").objects.count() == 0, "a custom field of unknown type is skipped")
+    if PROBLEMS:
+        raise AssertionError("generated rows lack: " + "; ".join(PROBLEMS))
+    digest = hashlib.sha256(repr([
+        (k.char, k.text, k.integer, k.price, k.uuid, k.data, k.status) for k in kinds
+    ]).encode()).hexdigest()[:12]
+    raise RuntimeError(f"rows digest {digest}")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("kinds", "0001_initial")]
+    operations = [migrations.RunPython(look, migrations.RunPython.noop)]
+'''
+
+def kinds_project(shop: Path) -> Path:
+    app = shop / "kinds"
+    write(app / "__init__.py", "")
+    write(app / "fields.py", FIELDS)
+    write(app / "migrations" / "__init__.py", "")
+    write(app / "migrations" / "0001_initial.py", INITIAL)
+    look = write(app / "migrations" / "0002_look.py",
+                 LOOK.replace("{user}", "auth.User"))
+    settings = shop / "shop" / "settings.py"
+    settings.write_text(settings.read_text()
+                        + '\nINSTALLED_APPS += ["django.contrib.postgres", "kinds"]\n')
+    return look
+
+
+def look(shop: Path, pg_url: str, *extra: str) -> Run:
+    return run_guard("check", shop / "kinds" / "migrations" / "0002_look.py", "--project-dir",
+                     shop, "--db", pg_url, "--format", "json", "--no-github", *extra)
+
+
+def forward_error(run: Run) -> str:
+    [result] = [r for r in run.report["results"] if r["migration"] == "kinds.0002_look"]
+    return str(result["steps"][0].get("error", ""))
+
+
+def test_generated_rows_fit_every_field_and_relation(shop: Path, pg_url: str) -> None:
+    kinds_project(shop)
+    write(shop / "pyproject.toml", "[tool.migration-guard]\ncache_size = 0\n")
+    run = look(shop, pg_url, "--data-seed", "1")
+    error = forward_error(run)
+    # The RunPython found every promise kept, and ends by raising the rows' digest.
+    assert "RuntimeError: rows digest " in error, error
+    notes = run.report["base"]["rows"]["notes"]
+    assert any(n.startswith("no rows for kinds.Checked: the database took none") for n in notes)
+    assert any(n.startswith("no rows for kinds.Weird: field value is a WeirdField") for n in notes)
+    assert not any("Outside" in n or "ParentProxy" in n for n in notes), notes
+
+    # The same seed gives the same rows (no cache: they are made again); another seed, others.
+    assert forward_error(look(shop, pg_url, "--data-seed", "1")) == error
+    assert forward_error(look(shop, pg_url, "--data-seed", "2")) != error
