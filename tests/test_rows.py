@@ -154,3 +154,23 @@ def test_bad_row_settings_are_usage_errors(shop: Path, pg_url: str) -> None:
     assert "Traceback" not in run.stderr
     run = check(shop, migration, pg_url, "--rows", "-1")
     assert run.returncode == 2 and "--rows must be 0" in run.stderr
+
+
+def test_the_management_command_and_the_full_run_have_rows(shop: Path, pg_url: str) -> None:
+    from tests.test_management_command import install, manage
+
+    add_inventory(install(shop))
+    migration = add_scenario(shop, "not-null")
+    run = manage(shop, "migration_guard", migration, "--db", pg_url, "--format", "json")
+    assert run.returncode == 1, run.stderr
+    assert [step for step, _ in failed(run)] == ["forward"]
+    run = manage(shop, "migration_guard", migration, "--db", pg_url, "--rows", "0")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    # --full: inventory's two migrations are its last 5, so its base has no inventory table;
+    # with --last 1 the first is in the base, gets rows, and the second fails on them.
+    full = run_guard("check", "--full", "--last", "1", "--project-dir", shop, "--db", pg_url,
+                     "--format", "json", "--no-github")
+    assert full.returncode == 1, full.stderr
+    assert ("inventory.0002_not_null", "forward") in full.failed_steps()
+    assert full.report["base"]["rows"]["tables"] >= 1
