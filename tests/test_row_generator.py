@@ -19,6 +19,15 @@ FIELDS = '''
 from django.db import models
 
 
+class StreamishField(models.JSONField):
+    """A third-party field that stores JSON of a structure of its own (Wagtail's StreamField)."""
+
+    def get_prep_value(self, value):
+        if not isinstance(value, list):
+            raise TypeError(f"Cannot handle {value!r} as a stream")
+        return super().get_prep_value(value)
+
+
 class WeirdField(models.Field):
     """A custom field of a type migration-guard does not know."""
 
@@ -30,12 +39,15 @@ class WeirdField(models.Field):
 '''
 
 INITIAL = '''
+import uuid
+
 import django
 import django.contrib.postgres.fields as pg
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.conf import settings
 from django.db import migrations, models
 
-from kinds.fields import WeirdField
+from kinds.fields import StreamishField, WeirdField
 
 CHECK = "condition" if django.VERSION >= (5, 1) else "check"
 
@@ -81,10 +93,22 @@ class Migration(migrations.Migration):
             ("numbers", pg.ArrayField(models.IntegerField(), size=3)),
             ("span_range", pg.IntegerRangeField()),
             ("when", pg.DateTimeRangeField(null=True)),
+            ("token", models.UUIDField(default=uuid.uuid4)),
+            ("score", models.SmallIntegerField(validators=[MinValueValidator(0),
+                                                          MaxValueValidator(10)])),
+            ("level", models.IntegerField()),
+            ("stream", StreamishField()),
             ("tags", models.ManyToManyField("kinds.Tag")),
-        ]),
+        ], options={"constraints": [models.CheckConstraint(
+            **{CHECK: models.Q(level__in=[1, 2, 3])}, name="known_level")]}),
         migrations.CreateModel("Parent", [("id", models.AutoField(primary_key=True)),
                                           ("name", models.CharField(max_length=3))]),
+        migrations.CreateModel("Special", [
+            ("parent_ptr", models.OneToOneField(on_delete=models.CASCADE, parent_link=True,
+                                                auto_created=True, primary_key=True,
+                                                serialize=False, to="kinds.parent")),
+            ("extra", models.CharField(max_length=4)),
+        ], bases=("kinds.parent",)),
         migrations.CreateModel("Child", [("id", models.AutoField(primary_key=True)),
                                          ("parent", fk("kinds.Parent"))]),
         migrations.CreateModel("Node", [("id", models.AutoField(primary_key=True)),
@@ -109,7 +133,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel("Checked", [
             ("id", models.AutoField(primary_key=True)), ("n", models.IntegerField()),
         ], options={"constraints": [models.CheckConstraint(
-            **{CHECK: models.Q(n=-42)}, name="only_minus_42")]}),
+            **{CHECK: models.Q(n=models.F("id") * -1)}, name="minus_id")]}),
         migrations.CreateModel("Weird", [("id", models.AutoField(primary_key=True)),
                                          ("value", WeirdField())]),
         migrations.CreateModel("Outside", [("id", models.AutoField(primary_key=True))],
@@ -152,6 +176,13 @@ def look(apps, schema_editor):
     expect(all(len(k.numbers) <= 3 for k in kinds), "arrays within their size")
     expect(any(k.maybe is None for k in kinds), "a NULL boolean")
     expect(Kind.tags.through.objects.count() >= 3, "many-to-many rows")
+    expect(len({k.token for k in kinds}) == 3, "a value of its own where the default is uuid4")
+    expect(all(0 <= k.score <= 10 for k in kinds) and any(k.score == 10 for k in kinds),
+           "numbers within the validators' range, up to its edge")
+    expect(all(k.level in (1, 2, 3) for k in kinds), "values a check constraint allows")
+    expect(all(k.stream == [] for k in kinds), "an empty list for a third-party JSON field")
+    expect(get("Special").objects.count() == 3 and get("Parent").objects.count() == 6,
+           "multi-table inheritance: the child's rows and their parents' rows")
     expect(get("Child").objects.count() == 3, "rows pointing at their parents")
     nodes = get("Node").objects.filter(parent__isnull=False).count()
     expect(nodes >= 1, "a self-reference filled afterwards")

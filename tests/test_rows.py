@@ -174,3 +174,106 @@ def test_the_management_command_and_the_full_run_have_rows(shop: Path, pg_url: s
     assert full.returncode == 1, full.stderr
     assert ("inventory.0002_not_null", "forward") in full.failed_steps()
     assert full.report["base"]["rows"]["tables"] >= 1
+
+
+HARMLESS = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("inventory", "0001_initial")]
+    operations = [migrations.AlterField("item", "label", models.CharField(max_length=60))]
+'''
+
+LOSES = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("inventory", "0002_harmless")]
+    operations = [
+        migrations.AlterField("item", "legacy", models.IntegerField(default=0)),
+        migrations.RemoveField("item", "legacy"),
+    ]
+'''
+
+ADDS = '''
+from django.db import migrations
+
+
+def add(apps, schema_editor):
+    apps.get_model("inventory", "Item").objects.create(code="x", label="added", legacy=0)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("inventory", "0001_initial")]
+    operations = [migrations.RunPython(add, migrations.RunPython.noop)]
+'''
+
+
+def test_rows_lost_are_blamed_on_the_rollback_that_lost_them(shop: Path, pg_url: str) -> None:
+    from tests.rowsproject import models_py
+
+    add_inventory(shop)
+    folder = shop / "inventory" / "migrations"
+    harmless = write(folder / "0002_harmless.py", HARMLESS)
+    write(folder / "0003_loses.py", LOSES)
+    write(shop / "inventory" / "models.py",
+          models_py({"label": "models.CharField(max_length=60)", "legacy": None}))
+    run = check(shop, harmless, pg_url)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lost = {r["migration"]: s.get("rows_lost", []) for r in run.report["results"]
+            for s in r["steps"] if s["step"] == "backward"}
+    # 0003's rollback loses the legacy values; 0002's is compared with what it found, not
+    # with before 0003, so it is not blamed for them.
+    assert lost == {"inventory.0002_harmless": [], "inventory.0003_loses": [
+        "rows of inventory_item not restored by the rollback: the same 3 row(s) in number, with "
+        "other contents (values the rollback does not put back)"]}
+
+    (folder / "0003_loses.py").unlink()
+    harmless.unlink()
+    write(shop / "inventory" / "models.py", models_py({}))
+    adds = write(folder / "0002_adds.py", ADDS)
+    run = check(shop, adds, pg_url)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert rows_lost(run) == ["rows of inventory_item not restored by the rollback: 3 row(s) "
+                              "before, 4 after (rows the migration added stay behind)"]
+
+
+COPIES = '''
+from django.db import migrations, models
+
+
+def copy(apps, schema_editor):
+    for item in apps.get_model("inventory", "Item").objects.order_by("pk"):
+        item.score = item.legacy
+        item.save(update_fields=["score"])
+
+
+class Migration(migrations.Migration):
+    dependencies = [("inventory", "0001_initial")]
+    operations = [
+        migrations.AddField("item", "score", models.DecimalField(max_digits=3, decimal_places=1,
+                                                                  null=True)),
+        migrations.RunPython(copy, migrations.RunPython.noop),
+    ]
+'''
+
+
+def test_a_runpython_that_fails_on_a_row_names_its_table_and_row(shop: Path,
+                                                                  pg_url: str) -> None:
+    from tests.rowsproject import models_py
+
+    add_inventory(shop)
+    write(shop / "inventory" / "models.py", models_py(
+        {"score": "models.DecimalField(max_digits=3, decimal_places=1, null=True)"}))
+    migration = write(shop / "inventory" / "migrations" / "0002_copies.py", COPIES)
+    run = check(shop, migration, pg_url)
+    [(step, error)] = failed(run)
+    # The largest integer does not fit a decimal(3, 1): the save() of the first row fails.
+    assert step == "forward"
+    assert error.startswith("operation 2 of 2 (Raw Python operation), table inventory_item, "
+                            "row id=1: DataError: numeric field overflow"), error
+    [result] = run.report["results"]
+    assert result["steps"][0]["operation"] == 2
+    assert check(shop, migration, pg_url, "--rows", "0").returncode == 0

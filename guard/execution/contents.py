@@ -37,19 +37,32 @@ def snapshot(cursor: Any) -> Contents:
     return {str(name): (int(count), str(checksum)) for name, count, checksum in cursor.fetchall()}
 
 
-def lost(before: Contents, after: Contents) -> list[str]:
-    """A warning for each table, in both, whose rows differ."""
+def lost(before: Contents, after: Contents, *, left: Contents | None = None,
+         entering: Contents | None = None) -> list[str]:
+    """A warning for each table whose rows differ after a migration's rollback (``after``) from
+    before the migration (``before``).
+
+    ``left`` is what the migration's forward left, ``entering`` what the tables held just before
+    its rollback: a table that already differed there lost its rows to a later migration's
+    rollback (reported on that one), not to this one.
+    """
     found = []
     for table, (count, checksum) in sorted(before.items()):
         if table not in after or after[table] == (count, checksum):
             continue
+        if (left is not None and entering is not None and table in left and table in entering
+                and left[table] != entering[table]):
+            continue
         now = after[table][0]
-        if now != count:
-            what = f"{count} row(s) before, {now} after"
+        if now < count:
+            what = (f"{count} row(s) before, {now} after (data that rolling back this migration "
+                    "loses)")
+        elif now > count:
+            what = f"{count} row(s) before, {now} after (rows the migration added stay behind)"
         else:
-            what = f"the same {count} row(s) in number, with other contents"
-        found.append(f"rows of {table} not restored by the rollback: {what} "
-                     "(data that rolling back this migration loses)")
+            what = (f"the same {count} row(s) in number, with other contents (values the "
+                    "rollback does not put back)")
+        found.append(f"rows of {table} not restored by the rollback: {what}")
     return found
 
 

@@ -239,6 +239,8 @@ class Execution:
         members = set(self.order)
         blocked: dict[MigrationKey, MigrationKey] = {}
         unapplied: set[MigrationKey] = set()
+        entering: contents.Contents | None = self.rows[-1]
+        """What the tables hold now, before the next rollback (None: not known)."""
         for index in range(len(self.order) - 1, -1, -1):
             key = self.order[index]
             if key in blocked:
@@ -264,6 +266,7 @@ class Execution:
                 ))
                 self._server_still_there(key, "backward", exc)
                 self._block(key, members, blocked)
+                entering = None
                 continue
             applied.remove(key)
             unapplied.add(key)
@@ -276,7 +279,12 @@ class Execution:
                 result.undo_sql = undo.statements(found.items)
                 result.hint = undo.reverse_hint(label(key), result.undo_sql)
             elif found is not None:  # the schema is back: are the rows?
-                result.rows_lost = contents.lost(self.rows[index], self._contents())
+                now = self._contents()
+                result.rows_lost = contents.lost(self.rows[index], now,
+                                                 left=self.rows[index + 1], entering=entering)
+                entering = now
+            if found is None or found:
+                entering = None if key not in self.outcome.denied else entering
             self._record(key, result)
         return unapplied
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guard.database.server import one_line
-from guard.execution import values
+from guard.execution import fieldrules, values
 
 if TYPE_CHECKING:
     from django.apps.registry import Apps
@@ -105,12 +105,17 @@ class _Maker:
         self.connection = connection
         self.seed = seed
         self.unique = _unique_columns(model)
+        self.rules = fieldrules.rules(model)
+        self.inherited = bool(model._meta.parents)
+        """Multi-table inheritance: each row is saved on its own, its parents' rows first."""
         self.fields: list[AnyField] = []
         self.deferred: list[AnyField] = []
         self.pools: dict[str, list[Any]] = {}
         for item in model._meta.concrete_fields:
             if getattr(item, "generated", False) or _is_auto(item):
                 continue
+            if getattr(item.remote_field, "parent_link", False):
+                continue  # the link to a parent's row: save() makes that row
             if item.is_relation:
                 target = item.related_model
                 if _key(target) == _key(model) or _key(target) not in done:
@@ -130,6 +135,9 @@ class _Maker:
             limit = values.capacity(item)
             if limit is not None:
                 count = min(count, limit)
+            allowed = self.rules.get(item.name).allowed
+            if allowed is not None:
+                count = min(count, len(allowed))
         return count
 
     def build(self, row: int, *, plain: bool = False) -> Model:
@@ -142,7 +150,7 @@ class _Maker:
             else:
                 data[item.attname] = values.value(
                     item, row, unique=unique, seed=self.seed, model=_name(self.model),
-                    connection=self.connection, plain=plain)
+                    connection=self.connection, plain=plain, rule=self.rules.get(item.name))
         return self.model(**data)
 
     def insert(self, count: int) -> list[Model]:
@@ -153,23 +161,32 @@ class _Maker:
             return []
         manager = self.model._base_manager.using(self.connection.alias)
         objects = [self.build(row) for row in range(count)]
-        try:
-            with transaction.atomic(using=self.connection.alias):
-                return list(manager.bulk_create(objects))
-        except Exception as exc:  # the database's refusal, or a field's own check
-            first_error = exc
+        first_error: Exception | None = None
+        if not self.inherited:  # bulk_create cannot fill a parent's table
+            try:
+                with transaction.atomic(using=self.connection.alias):
+                    return list(manager.bulk_create(objects))
+            except Exception as exc:  # the database's refusal, or a field's own check
+                first_error = exc
         inserted: list[Model] = []
         for row in range(count):
             for plain in (False, True):
                 try:
                     with transaction.atomic(using=self.connection.alias):
-                        inserted.extend(manager.bulk_create([self.build(row, plain=plain)]))
+                        inserted.append(self._save(self.build(row, plain=plain)))
                     break
                 except Exception as exc:
                     first_error = exc
         if not inserted:
             raise _Refused(f"the database took none of its rows: {one_line(first_error)}")
         return inserted
+
+    def _save(self, obj: Model) -> Model:
+        if self.inherited:
+            obj.save(force_insert=True, using=self.connection.alias)
+            return obj
+        manager = self.model._base_manager.using(self.connection.alias)
+        return manager.bulk_create([obj])[0]
 
 
 def _fill_deferred(model: type[Model], objects: Sequence[Model], deferred: Sequence[AnyField],

@@ -15,11 +15,15 @@ and the row, so that one seed gives the same rows again whatever else the projec
 from __future__ import annotations
 
 import datetime
+import math
 import random
 import uuid
+import zlib
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from guard.execution.fieldrules import Rule
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -62,17 +66,23 @@ def capacity(field: AnyField) -> int | None:
 
 
 def value(field: AnyField, row: int, *, unique: bool, seed: int, model: str,
-          connection: BaseDatabaseWrapper, plain: bool = False) -> Any:
+          connection: BaseDatabaseWrapper, plain: bool = False, rule: Rule | None = None) -> Any:
     """The value of ``field`` in generated row ``row`` (``plain``: an ordinary value, for a row
-    whose edge values the database refused)."""
-    if not unique and not plain and row == 2:
+    whose edge values the database refused); ``rule``: what the model says the values may be
+    (:mod:`guard.execution.fieldrules`)."""
+    rule = rule or Rule()
+    if not unique and not rule.distinct and not plain and row == 2:
         row = 0  # the repeated row
     if plain:
         row += 3
-    if row == 1 and field.null and not field.primary_key:
+    if row == 1 and field.null and not field.primary_key and not rule.not_null:
         return None
     rng = rng_for(seed, model, field.name, row)
     choices = _choices(field)
+    if rule.allowed is not None:
+        choices = [c for c in choices if c in rule.allowed] if choices else list(rule.allowed)
+        if not choices:
+            raise CannotMake(f"field {field.name}: no value meets its check constraint")
     if choices:
         if unique:
             if row >= len(choices):
@@ -87,7 +97,8 @@ def value(field: AnyField, row: int, *, unique: bool, seed: int, model: str,
             f"field {field.name} is a {type(field).__name__} (type {kind(field)!r}), "
             "which migration-guard cannot make values for"
         )
-    return make(field, row, unique, rng, connection)
+    mark = f"{row}-{zlib.crc32(model.encode()) % 4096:03x}-" if unique else ""
+    return make(field, row, mark, rng, connection, rule)
 
 
 def _choices(field: AnyField) -> list[Any]:
@@ -102,14 +113,16 @@ def _choices(field: AnyField) -> list[Any]:
     return [c for c in found if c is not None and c != ""] or found
 
 
-Maker = Callable[["AnyField", int, bool, random.Random, "BaseDatabaseWrapper"], Any]
+Maker = Callable[["AnyField", int, str, random.Random, "BaseDatabaseWrapper", Rule], Any]
+"""(field, row, mark, rng, connection, rule): ``mark`` is empty unless the column is unique, else
+a prefix that differs between rows and models."""
 
 
-def _text(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> str:
-    limit = field.max_length or TEXT_LENGTH
+def _text(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, rule: Rule
+          ) -> str:
+    limit = min(field.max_length or TEXT_LENGTH, rule.max_length or TEXT_LENGTH * 10)
     if row == 1 and field.blank:
         return ""
-    mark = f"{row}-" if unique else ""
     if row == 0:  # the longest string the column holds
         body = (mark + TEXT * (limit // len(TEXT) + 1))[:limit]
     elif row == 1:
@@ -120,11 +133,12 @@ def _text(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) 
 
 
 def _ascii(prefix: str, suffix: str = "") -> Maker:
-    def make(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> str:
-        limit = field.max_length or TEXT_LENGTH
+    def make(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, rule: Rule
+             ) -> str:
+        limit = min(field.max_length or TEXT_LENGTH, rule.max_length or TEXT_LENGTH * 10)
         if row == 1 and field.blank:
             return ""
-        middle = f"{row}-{rng.randint(10, 99)}" if unique or row > 2 else "0"
+        middle = f"{mark}{rng.randint(10, 99)}" if mark or row > 2 else "0"
         text = f"{prefix}{middle}"
         if row == 0:
             text += "x" * max(0, limit - len(text) - len(suffix))
@@ -133,41 +147,64 @@ def _ascii(prefix: str, suffix: str = "") -> Maker:
     return make
 
 
-def _integer(field: AnyField, row: int, unique: bool, rng: random.Random,
-             connection: BaseDatabaseWrapper) -> int:
+def _bounds(low: Any, high: Any, rule: Rule, step: Any) -> tuple[Any, Any]:
+    """The field's range narrowed to the rule's (``step``: the smallest difference, for an open
+    bound); the field's own when the rule leaves nothing."""
+    lo, hi = low, high
+    if rule.low is not None:
+        lo = max(lo, rule.low + (step if rule.low_open else 0))
+    if rule.high is not None:
+        hi = min(hi, rule.high - (step if rule.high_open else 0))
+    return (lo, hi) if lo <= hi else (low, high)
+
+
+def _integer(field: AnyField, row: int, mark: str, rng: random.Random,
+             connection: BaseDatabaseWrapper, rule: Rule) -> int:
     low, high = connection.ops.integer_field_range(kind(field))
-    low = -(2**63) if low is None else low
-    high = 2**63 - 1 if high is None else high
+    low, high = _bounds(-(2**63) if low is None else int(low),
+                        2**63 - 1 if high is None else int(high), rule, 1)
+    low, high = math.ceil(low), math.floor(high)
     if row == 0:
         return int(high)
     if row == 1:
         return int(low)
-    top = min(int(high), 1000 + (10**6 if unique else 0))
-    return rng.randint(max(int(low), 1), max(top, 1)) if not unique else max(int(low), 0) + row
+    if mark:
+        return int(min(max(low, 0) + row, high))
+    return rng.randint(max(low, min(1, high)), max(min(high, 1000), max(low, min(1, high))))
 
 
-def _decimal(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> Decimal:
+def _decimal(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, rule: Rule
+             ) -> Decimal:
     digits = getattr(field, "max_digits", None) or 12
     places = getattr(field, "decimal_places", None) or 0
+    quantum = Decimal(10) ** -places
     whole = 10 ** (digits - places) - 1
-    largest = Decimal(whole) + (1 - Decimal(10) ** -places if places else 0)
+    largest = (Decimal(whole) + (1 - quantum if places else 0)).quantize(quantum)
+    low, high = _bounds(-largest, largest, rule, quantum)
+    low, high = Decimal(low).quantize(quantum), Decimal(high).quantize(quantum)
     if row == 0:
-        return largest.quantize(Decimal(10) ** -places)
+        return high
     if row == 1:
-        return -largest.quantize(Decimal(10) ** -places)
-    number = Decimal(row if unique else rng.randint(1, max(1, min(whole, 1000))))
+        return low
+    number = Decimal(row if mark else rng.randint(1, max(1, min(whole, 1000))))
     if places:
-        number += Decimal(rng.randint(0, 10**places - 1)) / Decimal(10**places)
-    return min(number, largest).quantize(Decimal(10) ** -places)
+        number += Decimal(rng.randint(0, 10**places - 1)) * quantum
+    return min(max(number, low), high).quantize(quantum)
 
 
-def _float(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> float:
-    edges = {0: float(2**53), 1: -float(2**53)}
-    return edges.get(row, row + rng.random() if unique else round(rng.uniform(1, 1000), 3))
+def _float(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, rule: Rule
+           ) -> float:
+    low, high = _bounds(-float(2**53), float(2**53), rule, 1e-9)
+    low, high = float(low), float(high)
+    if row in (0, 1):
+        return high if row == 0 else low
+    number = row + rng.random() if mark else round(rng.uniform(1, 1000), 3)
+    return min(max(number, low), high)
 
 
-def _boolean(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> bool:
-    if unique:
+def _boolean(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
+             ) -> bool:
+    if mark:
         if row > 1:
             raise Exhausted(field.name)
         return row == 0
@@ -178,18 +215,19 @@ _EPOCH = datetime.date(1970, 1, 1)
 _LATEST = datetime.date(2038, 1, 19)
 
 
-def _date(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> datetime.date:
+def _date(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
+          ) -> datetime.date:
     if row in (0, 1):
         return _LATEST if row == 0 else _EPOCH
-    return datetime.date(2000, 1, 1) + datetime.timedelta(days=row if unique else
+    return datetime.date(2000, 1, 1) + datetime.timedelta(days=row if mark else
                                                           rng.randint(0, 9000))
 
 
-def _datetime(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any
+def _datetime(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
               ) -> datetime.datetime:
     from django.conf import settings
 
-    day = _date(field, row, unique, rng, _c)
+    day = _date(field, row, mark, rng, _c, _r)
     moment = datetime.datetime.combine(
         day, datetime.time(3, 14, 7, 999999) if row == 0 else
         datetime.time(0, 0) if row == 1 else datetime.time(rng.randint(0, 23), rng.randint(0, 59)),
@@ -197,57 +235,63 @@ def _datetime(field: AnyField, row: int, unique: bool, rng: random.Random, _c: A
     return moment.replace(tzinfo=datetime.timezone.utc) if settings.USE_TZ else moment
 
 
-def _time(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> datetime.time:
+def _time(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
+          ) -> datetime.time:
     if row in (0, 1):
         return datetime.time(23, 59, 59, 999999) if row == 0 else datetime.time(0, 0)
-    seconds = row if unique else rng.randint(0, 86399)
+    seconds = row if mark else rng.randint(0, 86399)
     return datetime.time(seconds // 3600 % 24, seconds // 60 % 60, seconds % 60)
 
 
-def _duration(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any
+def _duration(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
               ) -> datetime.timedelta:
     if row in (0, 1):
         return datetime.timedelta(days=3650, microseconds=1) if row == 0 else datetime.timedelta(0)
-    return datetime.timedelta(seconds=row if unique else rng.randint(1, 10**6))
+    return datetime.timedelta(seconds=row if mark else rng.randint(1, 10**6))
 
 
-def _uuid(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> uuid.UUID:
+def _uuid(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
+          ) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
-def _ip(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> str:
+def _ip(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule) -> str:
     protocol = getattr(field, "protocol", "both").lower()
     if protocol == "ipv6" or (protocol == "both" and row == 0):
         return f"2001:db8::{row:x}:{rng.randint(1, 0xFFFF):x}"
-    return f"192.0.2.{row % 254 + 1}" if unique else f"198.51.100.{rng.randint(1, 254)}"
+    return f"192.0.2.{row % 254 + 1}" if mark else f"198.51.100.{rng.randint(1, 254)}"
 
 
-def _binary(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> bytes:
+def _binary(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
+            ) -> bytes:
     limit = field.max_length or 64
     data = bytes([row % 256]) + bytes(rng.getrandbits(8) for _ in range(limit - 1))
     return data if row == 0 else data[: max(1, min(limit, 16))]
 
 
-def _json(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> Any:
+def _json(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule) -> Any:
+    if row == 1 or not type(field).__module__.startswith("django."):
+        # A third-party field that stores JSON (Wagtail's StreamField) has a structure of its
+        # own: the empty list is what most of them take.
+        return []
     if row == 0:
         return {"ünïcode": TEXT.strip(), "list": [1, 2.5, None, True], "nested": {"empty": {}}}
-    if row == 1:
-        return []
     return {"row": row, "value": rng.randint(1, 1000)}
 
 
-def _hstore(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> dict[str, Any]:
+def _hstore(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
+            ) -> dict[str, Any]:
     if row == 1:
         return {}
     return {"ünïcode": TEXT.strip(), "row": str(row), "empty": None}
 
 
-def _array(field: AnyField, row: int, unique: bool, rng: random.Random,
-           connection: BaseDatabaseWrapper) -> list[Any]:
+def _array(field: AnyField, row: int, mark: str, rng: random.Random,
+           connection: BaseDatabaseWrapper, _r: Rule) -> list[Any]:
     base = field.base_field  # type: ignore[attr-defined]
     if row == 1:
         return []
-    items = [value(base, item, unique=unique, seed=rng.randint(0, 2**31), model="array",
+    items = [value(base, item, unique=bool(mark), seed=rng.randint(0, 2**31), model="array",
                    connection=connection) for item in (row, row + 3)]
     size = getattr(field, "size", None)
     return items[:size] if size else items
@@ -255,7 +299,8 @@ def _array(field: AnyField, row: int, unique: bool, rng: random.Random,
 
 def _range(make_bounds: Callable[[int, random.Random], tuple[Any, Any]], kind_name: str
            ) -> Maker:
-    def make(field: AnyField, row: int, unique: bool, rng: random.Random, _c: Any) -> Any:
+    def make(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
+             ) -> Any:
         from django.db.backends.postgresql import psycopg_any
 
         range_type = getattr(psycopg_any, kind_name)

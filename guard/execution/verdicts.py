@@ -32,6 +32,7 @@ class Watch:
     operation: tuple[int, str] | None = None
     """(1-based index, Django's description) of the operation running."""
     statement: str = ""
+    params: Any = None
 
 
 @contextmanager
@@ -49,14 +50,14 @@ def watching(connection: BaseDatabaseWrapper, migration: Migration, *, backwards
         def noting(*args: Any, _index: int = index, _op: Any = operation,
                    _original: Any = original, **kwargs: Any) -> Any:
             watch.operation = (_index, _describe(_op))
-            watch.statement = ""
+            watch.statement, watch.params = "", None
             return _original(*args, **kwargs)
 
         operation.__dict__[method] = noting
         wrapped.append(operation)
 
     def statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        watch.statement = sql
+        watch.statement, watch.params = sql, params
         return execute(sql, params, many, context)
 
     try:
@@ -85,6 +86,8 @@ def explain(exc: BaseException, watch: Watch | None, connection: BaseDatabaseWra
         row = _row(connection, table, column, value)
         if row:
             parts.append(row)
+    elif not table:
+        parts.extend(_written(watch))
     detail = _detail(exc)
     if detail and detail not in said:
         said += f" ({detail})"
@@ -141,6 +144,23 @@ def _locate(exc: BaseException, statement: str) -> tuple[str, str, Any]:
     if "violates not-null constraint" in message:
         value = None
     return table, column, value
+
+
+_WRITE = re.compile(r'^(?:UPDATE|INSERT INTO|DELETE FROM) "?([\w.]+)"?')
+_BY_KEY = re.compile(r'WHERE "?[\w.]+"?\."?(\w+)"? = %s$')
+
+
+def _written(watch: Watch) -> list[str]:
+    """For a failed write (a RunPython's save()): its table, and the row by its key."""
+    match = _WRITE.match(watch.statement)
+    if not match:
+        return []
+    found = [f"table {match.group(1)}"]
+    key = _BY_KEY.search(watch.statement)
+    params = watch.params
+    if key and isinstance(params, (list, tuple)) and params:
+        found.append(f"row {key.group(1)}={params[-1]}")
+    return found
 
 
 def _row(connection: BaseDatabaseWrapper, table: str, column: str, value: Any) -> str:

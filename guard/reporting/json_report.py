@@ -26,7 +26,7 @@ def _step_json(report: Report, key: MigrationKey, step: StepResult) -> dict[str,
     if step.rows_lost:
         data["rows_lost"] = step.rows_lost
     if step.operation is not None:
-        data["operation"] = step.operation
+        data["operation"] = step.operation + 1  # as the text says it: 1 is the first
     return data
 
 
