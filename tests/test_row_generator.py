@@ -121,6 +121,15 @@ class Migration(migrations.Migration):
             ("id", models.AutoField(primary_key=True)),
             ("user", models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)),
         ]),
+        migrations.CreateModel("Member", [
+            ("id", models.AutoField(primary_key=True)),
+            ("user", models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)),
+        ]),
+        migrations.CreateModel("Premium", [
+            ("member_ptr", models.OneToOneField(on_delete=models.CASCADE, parent_link=True,
+                                                auto_created=True, primary_key=True,
+                                                serialize=False, to="kinds.member")),
+        ], bases=("kinds.member",)),
         migrations.CreateModel("Pair", [
             ("id", models.AutoField(primary_key=True)),
             ("a", models.IntegerField()), ("b", models.IntegerField()),
@@ -243,6 +252,9 @@ def test_generated_rows_fit_every_field_and_relation(shop: Path, pg_url: str) ->
     notes = run.report["base"]["rows"]["notes"]
     assert any(n.startswith("no rows for kinds.Checked: the database took none") for n in notes)
     assert any(n.startswith("no rows for kinds.Weird: field value is a WeirdField") for n in notes)
+    # Under multi-table inheritance the parent's rows took every user its one-to-one allows.
+    assert ("no rows for kinds.Premium: every row of auth.user already has one (its user is "
+            "unique)") in notes
     assert not any("Outside" in n or "ParentProxy" in n for n in notes), notes
 
     # The same seed gives the same rows (no cache: they are made again); another seed, others.

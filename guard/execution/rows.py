@@ -123,7 +123,7 @@ class _Maker:
                         continue  # a NOT NULL self-reference: _required_targets stops it
                     self.deferred.append(item)
                     continue
-                self.pools[item.name] = _pool(item, connection)
+                self.pools[item.name] = _pool(item, connection, free=item.unique)
             self.fields.append(item)
 
     def rows_possible(self, count: int) -> int:
@@ -132,6 +132,9 @@ class _Maker:
                 continue
             if item.name in self.pools:
                 count = min(count, len(self.pools[item.name]))
+                if not count:
+                    raise _Refused(f"every row of {_key(item.related_model)} already has one "
+                                   f"(its {item.name} is unique)")
             limit = values.capacity(item)
             if limit is not None:
                 count = min(count, limit)
@@ -221,11 +224,17 @@ def _choose(pool: Sequence[Any], row: int, item: AnyField, *, unique: bool, plai
     return pool[0] if row in (0, 2) and not plain else pool[row % len(pool)]
 
 
-def _pool(item: AnyField, connection: BaseDatabaseWrapper) -> list[Any]:
-    """Values a foreign key may take: the target's rows (also those of data migrations)."""
+def _pool(item: AnyField, connection: BaseDatabaseWrapper, *, free: bool = False) -> list[Any]:
+    """Values a foreign key may take: the target's rows (also those of data migrations); with
+    ``free``, for a unique one (a one-to-one), those no row of its table points at yet (a
+    parent's rows may have taken them, under multi-table inheritance)."""
     target = item.related_model
     column = item.target_field.attname  # type: ignore[attr-defined]
     query = target._base_manager.using(connection.alias).order_by("pk")  # type: ignore[union-attr]
+    if free:
+        owner = item.model._base_manager.using(connection.alias)
+        query = query.exclude(**{f"{column}__in": owner.exclude(**{item.attname: None})
+                                 .values_list(item.attname, flat=True)})
     return list(query.values_list(column, flat=True)[:POOL])
 
 
