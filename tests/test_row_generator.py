@@ -218,17 +218,60 @@ class Migration(migrations.Migration):
     operations = [migrations.RunPython(look, migrations.RunPython.noop)]
 '''
 
-def kinds_project(shop: Path) -> Path:
+PERSON = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [migrations.CreateModel("Person", [
+        ("id", models.BigAutoField(primary_key=True)),
+        ("password", models.CharField(max_length=128)),
+        ("last_login", models.DateTimeField(blank=True, null=True)),
+        ("email", models.EmailField(max_length=254, unique=True)),
+    ], options={"abstract": False})]
+'''
+
+PERSON_MODEL = '''
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import models
+
+
+class Person(AbstractBaseUser):
+    email = models.EmailField(unique=True)
+    USERNAME_FIELD = "email"
+'''
+
+SWAPPED = '''
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        tables = connection.introspection.table_names(cursor)
+    if "auth_user" in tables:
+        raise AssertionError("auth.User is swapped out: its table should not exist")
+'''
+
+
+def kinds_project(shop: Path, *, user: str = "auth.User") -> Path:
+    """The kinds app; ``user``: the AUTH_USER_MODEL (``people.Person`` swaps auth.User out)."""
     app = shop / "kinds"
     write(app / "__init__.py", "")
     write(app / "fields.py", FIELDS)
     write(app / "migrations" / "__init__.py", "")
     write(app / "migrations" / "0001_initial.py", INITIAL)
-    look = write(app / "migrations" / "0002_look.py",
-                 LOOK.replace("{user}", "auth.User"))
+    text = LOOK.replace("{user}", user)
+    extra = '\nINSTALLED_APPS += ["django.contrib.postgres", "kinds"]\n'
+    if user != "auth.User":
+        text = text.replace("    if PROBLEMS:\n", SWAPPED + "    if PROBLEMS:\n")
+        write(shop / "people" / "__init__.py", "")
+        write(shop / "people" / "models.py", PERSON_MODEL)
+        write(shop / "people" / "migrations" / "__init__.py", "")
+        write(shop / "people" / "migrations" / "0001_initial.py", PERSON)
+        extra += f'INSTALLED_APPS += ["people"]\nAUTH_USER_MODEL = "{user}"\n'
+    look = write(app / "migrations" / "0002_look.py", text)
     settings = shop / "shop" / "settings.py"
-    settings.write_text(settings.read_text()
-                        + '\nINSTALLED_APPS += ["django.contrib.postgres", "kinds"]\n')
+    settings.write_text(settings.read_text() + extra)
     return look
 
 
@@ -260,3 +303,12 @@ def test_generated_rows_fit_every_field_and_relation(shop: Path, pg_url: str) ->
     # The same seed gives the same rows (no cache: they are made again); another seed, others.
     assert forward_error(look(shop, pg_url, "--data-seed", "1")) == error
     assert forward_error(look(shop, pg_url, "--data-seed", "2")) != error
+
+
+def test_a_swapped_user_model_gets_rows_and_auth_user_none(shop: Path, pg_url: str) -> None:
+    kinds_project(shop, user="people.Person")
+    run = look(shop, pg_url)
+    error = forward_error(run)
+    # Profile and Member point at people.Person; auth.User is swapped out and has no table.
+    assert "RuntimeError: rows digest " in error, error
+    assert not any("auth.User" in note for note in run.report["base"]["rows"]["notes"])
