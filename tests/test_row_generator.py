@@ -28,6 +28,21 @@ class StreamishField(models.JSONField):
         return super().get_prep_value(value)
 
 
+class InetField(models.Field):
+    """NetBox's way: a CharField for forms over a PostgreSQL inet column, which checks."""
+
+    def db_type(self, connection):
+        return "inet"
+
+    def get_internal_type(self):
+        return "CharField"
+
+    def get_prep_value(self, value):
+        import ipaddress
+
+        return None if value is None else str(ipaddress.ip_interface(value))
+
+
 class WeirdField(models.Field):
     """A custom field of a type migration-guard does not know."""
 
@@ -47,7 +62,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.conf import settings
 from django.db import migrations, models
 
-from kinds.fields import StreamishField, WeirdField
+from kinds.fields import InetField, StreamishField, WeirdField
 
 CHECK = "condition" if django.VERSION >= (5, 1) else "check"
 
@@ -98,6 +113,7 @@ class Migration(migrations.Migration):
                                                           MaxValueValidator(10)])),
             ("level", models.IntegerField()),
             ("stream", StreamishField()),
+            ("address", InetField()),
             ("tags", models.ManyToManyField("kinds.Tag")),
         ], options={"constraints": [models.CheckConstraint(
             **{CHECK: models.Q(level__in=[1, 2, 3])}, name="known_level")]}),
@@ -190,6 +206,8 @@ def look(apps, schema_editor):
            "numbers within the validators' range, up to its edge")
     expect(all(k.level in (1, 2, 3) for k in kinds), "values a check constraint allows")
     expect(all(k.stream == [] for k in kinds), "an empty list for a third-party JSON field")
+    expect(all(":" in k.address or "." in k.address for k in kinds),
+           "addresses where the column is inet, whatever the field says it is")
     expect(get("Special").objects.count() == 3 and get("Parent").objects.count() == 6,
            "multi-table inheritance: the child's rows and their parents' rows")
     expect(get("Child").objects.count() == 3, "rows pointing at their parents")

@@ -89,7 +89,9 @@ def value(field: AnyField, row: int, *, unique: bool, seed: int, model: str,
                 raise Exhausted(field.name)
             return choices[row]
         return choices[{0: 0, 1: -1}.get(row, rng.randrange(len(choices)))]
-    make = _MAKERS.get(kind(field))
+    if kind(field) == "ImageField" and (field.width_field or field.height_field):  # type: ignore[attr-defined]
+        return ""  # else Django opens the file to read its size as soon as the row is made
+    make = _BY_DB_TYPE.get(_db_type(field, connection)) or _MAKERS.get(kind(field))
     if make is None:
         if field.has_default():
             return field.get_default()
@@ -99,6 +101,15 @@ def value(field: AnyField, row: int, *, unique: bool, seed: int, model: str,
         )
     mark = f"{row}-{zlib.crc32(model.encode()) % 4096:03x}-" if unique else ""
     return make(field, row, mark, rng, connection, rule)
+
+
+def _db_type(field: AnyField, connection: BaseDatabaseWrapper) -> str:
+    """The column's PostgreSQL type, without its parameters; empty when the field cannot say."""
+    try:
+        found = field.db_type(connection)
+    except Exception:  # a third-party field's own code
+        return ""
+    return str(found or "").split("(")[0].strip().lower()
 
 
 def _choices(field: AnyField) -> list[Any]:
@@ -316,6 +327,26 @@ def _datetimes(row: int, rng: random.Random) -> tuple[Any, Any]:
     start = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
     return start, start + datetime.timedelta(days=row + 1 + rng.randint(0, 99))
 
+
+def _network(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule
+             ) -> str:
+    return f"10.{row % 256}.{rng.randint(0, 255) if not mark else row // 256 % 256}.0/24"
+
+
+def _mac(field: AnyField, row: int, mark: str, rng: random.Random, _c: Any, _r: Rule) -> str:
+    low = row if mark else rng.randint(0, 0xFFFF)
+    return f"02:00:00:00:{low >> 8 & 0xFF:02x}:{low & 0xFF:02x}"
+
+
+_BY_DB_TYPE: dict[str, Maker] = {
+    # A custom field that says it is a CharField (for forms) over a column of a PostgreSQL
+    # type of its own (NetBox's IP and MAC fields): the column decides what a value may be.
+    "inet": _ip,
+    "cidr": _network,
+    "macaddr": _mac,
+    "macaddr8": _mac,
+    "uuid": _uuid,
+}
 
 _MAKERS: dict[str, Maker] = {
     "CharField": _text, "TextField": _text,
