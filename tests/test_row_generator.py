@@ -165,6 +165,14 @@ class Migration(migrations.Migration):
                                options={"managed": False, "db_table": "kinds_outside"}),
         migrations.CreateModel("ParentProxy", [], options={"proxy": True},
                                bases=("kinds.parent",)),
+        migrations.CreateModel("Ref", [("id", models.AutoField(primary_key=True)),
+                                       ("parent", fk("kinds.ParentProxy"))]),
+        migrations.CreateModel("Photo", [
+            ("id", models.AutoField(primary_key=True)),
+            ("image", models.ImageField(upload_to="photos", width_field="width",
+                                        height_field="height")),
+            ("width", models.IntegerField(null=True)), ("height", models.IntegerField(null=True)),
+        ]),
     ]
 '''
 
@@ -221,6 +229,8 @@ def look(apps, schema_editor):
     pairs = list(get("Pair").objects.values_list("a", "b"))
     expect(len(pairs) == 3 and len(set(pairs)) == 3, "unique_together holds")
     expect(get("Slot").objects.count() >= 1, "a UniqueConstraint over a foreign key")
+    expect(get("Ref").objects.count() == 3, "rows pointing at a proxy's concrete rows")
+    expect(get("Photo").objects.count() == 3, "images with dimension fields (no file read)")
     expect(get("Checked").objects.count() == 0, "a model no row fits is skipped")
     expect(get("Weird").objects.count() == 0, "a custom field of unknown type is skipped")
     if PROBLEMS:

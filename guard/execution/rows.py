@@ -264,7 +264,9 @@ def _required_targets(model: type[Model]) -> list[str]:
 
 
 def _key(model: Any) -> str:
-    return str(model._meta.label_lower)
+    """A model's label; a proxy's is its concrete model's (a foreign key to a proxy points at
+    the concrete model's rows)."""
+    return str(model._meta.concrete_model._meta.label_lower)
 
 
 def _order(models: Iterable[type[Model]]) -> tuple[list[type[Model]], list[tuple[Any, str]]]:

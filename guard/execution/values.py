@@ -89,8 +89,8 @@ def value(field: AnyField, row: int, *, unique: bool, seed: int, model: str,
                 raise Exhausted(field.name)
             return choices[row]
         return choices[{0: 0, 1: -1}.get(row, rng.randrange(len(choices)))]
-    if kind(field) == "ImageField" and (field.width_field or field.height_field):  # type: ignore[attr-defined]
-        return ""  # else Django opens the file to read its size as soon as the row is made
+    if getattr(field, "width_field", None) or getattr(field, "height_field", None):
+        return ""  # an image: else Django opens the file to read its size when the row is made
     make = _BY_DB_TYPE.get(_db_type(field, connection)) or _MAKERS.get(kind(field))
     if make is None:
         if field.has_default():
@@ -352,7 +352,7 @@ _MAKERS: dict[str, Maker] = {
     "CharField": _text, "TextField": _text,
     "SlugField": _ascii("slug-"), "EmailField": _ascii("user.", "@example.com"),
     "URLField": _ascii("https://example.com/"), "FileField": _ascii("uploads/", ".txt"),
-    "ImageField": _ascii("uploads/", ".png"), "FilePathField": _ascii("/tmp/", ".txt"),
+    "FilePathField": _ascii("/tmp/", ".txt"),
     "SearchVectorField": _ascii("word"),
     "IntegerField": _integer, "BigIntegerField": _integer, "SmallIntegerField": _integer,
     "PositiveIntegerField": _integer, "PositiveSmallIntegerField": _integer,
