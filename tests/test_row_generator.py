@@ -16,7 +16,16 @@ from tests.guardrun import Run, run_guard, write
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 
 FIELDS = '''
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
+
+
+class PathishField(ArrayField):
+    """NetBox's PathField: an ArrayField subclass, so its type is its own class name."""
+
+    def __init__(self, **kwargs):
+        kwargs["base_field"] = models.CharField(max_length=40)
+        super().__init__(**kwargs)
 
 
 class StreamishField(models.JSONField):
@@ -62,7 +71,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.conf import settings
 from django.db import migrations, models
 
-from kinds.fields import InetField, StreamishField, WeirdField
+from kinds.fields import InetField, PathishField, StreamishField, WeirdField
 
 CHECK = "condition" if django.VERSION >= (5, 1) else "check"
 
@@ -114,6 +123,7 @@ class Migration(migrations.Migration):
             ("level", models.IntegerField()),
             ("stream", StreamishField()),
             ("address", InetField()),
+            ("path", PathishField()),
             ("tags", models.ManyToManyField("kinds.Tag")),
         ], options={"constraints": [models.CheckConstraint(
             **{CHECK: models.Q(level__in=[1, 2, 3])}, name="known_level")]}),
@@ -214,6 +224,7 @@ def look(apps, schema_editor):
            "numbers within the validators' range, up to its edge")
     expect(all(k.level in (1, 2, 3) for k in kinds), "values a check constraint allows")
     expect(all(k.stream == [] for k in kinds), "an empty list for a third-party JSON field")
+    expect(any(k.path for k in kinds), "arrays in a subclass of ArrayField")
     expect(all(":" in k.address or "." in k.address for k in kinds),
            "addresses where the column is inet, whatever the field says it is")
     expect(get("Special").objects.count() == 3 and get("Parent").objects.count() == 6,

@@ -91,7 +91,8 @@ def value(field: AnyField, row: int, *, unique: bool, seed: int, model: str,
         return choices[{0: 0, 1: -1}.get(row, rng.randrange(len(choices)))]
     if getattr(field, "width_field", None) or getattr(field, "height_field", None):
         return ""  # an image: else Django opens the file to read its size when the row is made
-    make = _BY_DB_TYPE.get(_db_type(field, connection)) or _MAKERS.get(kind(field))
+    make = (_BY_DB_TYPE.get(_db_type(field, connection)) or _MAKERS.get(kind(field))
+            or _by_class(field))
     if make is None:
         if field.has_default():
             return field.get_default()
@@ -110,6 +111,15 @@ def _db_type(field: AnyField, connection: BaseDatabaseWrapper) -> str:
     except Exception:  # a third-party field's own code
         return ""
     return str(found or "").split("(")[0].strip().lower()
+
+
+def _by_class(field: AnyField) -> Maker | None:
+    """For a subclass of a known field whose type is its own class name (a subclass of
+    ``ArrayField``, which names no type of its own): the nearest known class's maker."""
+    for cls in type(field).__mro__[1:]:
+        if cls.__name__ in _MAKERS:
+            return _MAKERS[cls.__name__]
+    return None
 
 
 def _choices(field: AnyField) -> list[Any]:
