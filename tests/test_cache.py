@@ -110,3 +110,27 @@ def test_the_number_of_caches_is_bounded(shop: Path, pg_url: str, pg_server: Ser
     assert made[0] not in remaining
     assert made[1] in remaining and made[2] in remaining
     assert len(remaining) <= 2
+
+
+def test_a_cache_dropped_after_it_was_seen_is_built_again(pg_server: Server) -> None:
+    """A concurrent run may evict the cache (or ``clean`` drop it) between the look-up and the
+    stamp: that is a miss, not a crash (it was exit 3 once, with two test runs on one server)."""
+    from guard.database.server import connect_maintenance
+
+    conn = connect_maintenance(pg_server)
+    try:
+        gone = f"{cache.CACHE_PREFIX}gone_{secrets.token_hex(4)}"
+        assert cache._touch(conn.cursor(), gone) is False
+    finally:
+        conn.close()
+    built: list[str] = []
+    digest = f"test_{secrets.token_hex(6)}"
+    name, hit = cache.ensure(pg_server, digest, lambda n: built.append(n) or True, keep=50) \
+        or ("", True)
+    try:
+        assert (hit, len(built)) == (False, 1)
+        assert cache.ensure(pg_server, digest, lambda n: False, keep=50) == (name, True)
+    finally:
+        from guard.database import throwaway
+
+        throwaway.drop_database(pg_server, name)

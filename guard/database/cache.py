@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guard.database import throwaway
-from guard.database.server import Server, connect_maintenance, quote_ident
+from guard.database.server import Server, connect_maintenance, driver_errors, quote_ident
 from guard.planning.graph import migration_file
 from guard.types import MigrationKey, label
 
@@ -140,11 +140,19 @@ def _comment(cur: Any, name: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _touch(cur: Any, name: str, **extra: Any) -> dict[str, Any]:
-    """Stamp the cache as used now (keeping what else its comment holds); that comment."""
+def _touch(cur: Any, name: str, **extra: Any) -> bool:
+    """Stamp the cache as used now (keeping what else its comment holds); False when it is gone
+    (a concurrent run evicted it, or ``clean`` dropped it, since it was seen)."""
     stamp = {**_comment(cur, name), **extra, "last_used": time.time(), "pid": os.getpid()}
-    cur.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS %s", (json.dumps(stamp),))
-    return stamp
+    try:
+        # On a database that no longer exists PostgreSQL only warns; on one dropped while the
+        # comment is written it raises invalid_catalog_name.
+        cur.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS %s", (json.dumps(stamp),))
+    except driver_errors() as exc:
+        if getattr(exc, "pgcode", None) == "3D000" or "does not exist" in str(exc):
+            return False
+        raise
+    return _exists(cur, name)
 
 
 def annotate(server: Server, name: str, **extra: Any) -> None:
@@ -232,14 +240,12 @@ def ensure(
     conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
-        if _exists(cur, name):
-            _touch(cur, name)
+        if _exists(cur, name) and _touch(cur, name):
             return name, True
     finally:
         conn.close()
     with _advisory_lock(server, name) as cur:
-        if _exists(cur, name):  # built by a concurrent run while we waited
-            _touch(cur, name)
+        if _exists(cur, name) and _touch(cur, name):  # built by a concurrent run meanwhile
             return name, True
         building = throwaway.new_name("build")
         throwaway.create_database(server, building)
