@@ -52,6 +52,8 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         project_dir=_shown(str(proj.directory), options),
         settings=proj.settings_module,
         last=options.last,
+        fail_on=options.fail_on,
+        measured=options.safety,
     )
     progress.line(
         f"migration-guard: {report.project_dir} (settings {proj.settings_module}, "
@@ -213,6 +215,7 @@ def _on_every_alias(
                 session={"lock_timeout": options.lock_timeout,
                          "statement_timeout": options.statement_timeout},
                 rows=report.rows or RowSettings(count=0),
+                measure=options.safety,
             ),
             point=project.point, base_settings=project.base_settings,
             mirrors={a: m for a, m in aliases.mirrors.items() if a not in aliases.not_postgres},

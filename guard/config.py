@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from guard import rowsconfig
+from guard import rowsconfig, safetyconfig
 from guard.database.server import parse_url
 from guard.errors import FatalError
 
@@ -24,7 +24,7 @@ DEFAULT_LAST = 5
 KNOWN_KEYS = {
     "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
     "semantic_diff", "cache_size", "lock_timeout", "statement_timeout", "accept", "pg_bindir",
-    "databases", "rows", "data_seed", "seed", "fixtures",
+    "databases", "rows", "data_seed", "seed", "fixtures", "fail_on", "safety",
 }
 
 
@@ -66,6 +66,10 @@ class CheckOptions:
     """``seed = "package.module:function"``: the project's own rows, after the generated ones."""
     fixtures: tuple[Path, ...] = ()
     """``fixtures``: files loaded into the base through its historical models."""
+    safety: bool = True
+    """``--no-safety`` / ``safety = false``: no measuring of locks, rewrites and scans."""
+    fail_on: frozenset[str] = field(default_factory=frozenset)
+    """``--fail-on`` / ``fail_on``: kinds of finding that fail the run (``backward:KIND``)."""
     # The git side: how to find what changed (used before the Django side starts).
     mode: Mode = "auto"
     base: str | None = None
@@ -176,6 +180,7 @@ def read_config(project_dir: Path) -> dict[str, Any]:
             '["default", "ledger"].'
         )
     rowsconfig.validate(table, path)
+    safetyconfig.validate(table, path)
     allowed = table.get("allow_irreversible", [])
     if not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed):
         raise FatalError(
@@ -283,6 +288,8 @@ def build_options(
     databases: Sequence[str] | None = None,
     rows: int | None = None,
     data_seed: int | None = None,
+    safety: bool | None = None,
+    fail_on: Sequence[str] | None = None,
     cwd: Path | None = None,
 ) -> CheckOptions:
     """Merge flags (which win) over the pyproject table into :class:`CheckOptions`."""
@@ -324,6 +331,9 @@ def build_options(
         data_seed=data_seed if data_seed is not None else int(config.get("data_seed", 0)),
         seed_function=config.get("seed", ""),
         fixtures=rowsconfig.fixture_paths(config.get("fixtures", []), find_pyproject(root), root),
+        safety=safety if safety is not None else bool(config.get("safety", True)),
+        fail_on=(safetyconfig.fail_on(fail_on, "--fail-on") if fail_on
+                 else safetyconfig.fail_on(_listed(config.get("fail_on", [])), "fail_on")),
         lock_timeout=config.get("lock_timeout", "10s"),
         statement_timeout=config.get("statement_timeout", "2min"),
         mode="full" if full else mode,
@@ -335,6 +345,10 @@ def build_options(
         python=_config_python(config.get("python"), find_pyproject(root)),
         pg_bindir=_config_folder(config.get("pg_bindir"), find_pyproject(root)),
     )
+
+
+def _listed(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def to_json(options: CheckOptions) -> str:
@@ -371,6 +385,7 @@ def from_json(text: str) -> CheckOptions:
     data["databases"] = tuple(data.get("databases", ()))
     data["formats"] = tuple((fmt, file) for fmt, file in data.get("formats", [("text", None)]))
     data["allow_irreversible"] = frozenset(data.get("allow_irreversible", ()))
+    data["fail_on"] = frozenset(data.get("fail_on", ()))
     data["accept"] = tuple(tuple(pair) for pair in data.get("accept", ()))
     if data.get("shown_root") is not None:
         data["shown_root"] = tuple(data["shown_root"])

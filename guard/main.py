@@ -91,6 +91,12 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("--data-seed", type=int, metavar="N",
                        help="the seed of the generated rows: the same seed makes the same rows "
                        "(default 0)")
+    check.add_argument("--fail-on", action="append", metavar="KIND[,KIND...]",
+                       help="make forward findings of these kinds fail the run: rewrite, scan, "
+                       "blocking-index, lock; backward:KIND for a rollback's (default: findings "
+                       "are reported, not failures)")
+    check.add_argument("--no-safety", dest="safety", action="store_false", default=None,
+                       help="do not measure locks, rewrites and scans")
     check.add_argument("--output", metavar="FILE",
                        help="write the report that would go to stdout to FILE instead")
     check.add_argument("--no-github", dest="github", action="store_false",
@@ -147,6 +153,8 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
         databases=args.databases,
         rows=args.rows,
         data_seed=args.data_seed,
+        safety=args.safety,
+        fail_on=args.fail_on,
     )
     from guard import interpreter
 

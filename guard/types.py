@@ -11,6 +11,8 @@ MigrationKey = tuple[str, str]
 Reason = Literal["changed", "dependent", "last-N"]
 Step = Literal["forward", "backward", "forward-again"]
 STEPS: tuple[Step, ...] = ("forward", "backward", "forward-again")
+FindingKind = Literal["rewrite", "scan", "blocking-index", "lock"]
+KINDS: tuple[FindingKind, ...] = ("rewrite", "scan", "blocking-index", "lock")
 
 
 def label(key: MigrationKey) -> str:
@@ -24,6 +26,39 @@ class Selected:
     reason: Reason
     because_of: tuple[MigrationKey, ...] = ()
     """For a dependent: the selected migrations it depends on."""
+
+
+@dataclass
+class Finding:
+    """What a step did to a table that already held rows, measured on the server."""
+
+    kind: FindingKind
+    table: str
+    lock_mode: str
+    """The strongest lock on ``table`` when it happened, as PostgreSQL names it."""
+    seconds: float
+    """The statement's time on the test data (for ``lock``: how long the lock was held)."""
+    statement: str
+    detail: str
+    """One line: what happened, with the names filled in."""
+    hint: str
+    """What to do instead, as Django code where there is a safe sequence."""
+    operation: int | None = None
+    """The index of the operation that caused it, when known."""
+
+
+@dataclass
+class LockHeld:
+    """One row of the lock table that ``-v`` prints: a lock the step took on a table."""
+
+    table: str
+    lock_mode: str
+    operation: int | None
+    statement: str
+    seconds: float
+    """From the statement that took it until it was released (the commit)."""
+    new: bool
+    """The table did not exist before the step: nobody else could be waiting on it."""
 
 
 @dataclass
@@ -42,3 +77,7 @@ class StepResult:
     """For a reverse that restores the schema: each table whose rows it did not restore."""
     operation: int | None = None
     """For a failed step: the index of the operation it failed in, when known."""
+    findings: list[Finding] = field(default_factory=list)
+    """Locks, rewrites, scans and index builds measured while the step ran."""
+    locks: list[LockHeld] = field(default_factory=list)
+    """Every lock it took stronger than ROW EXCLUSIVE, for ``-v``."""

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child the test will Ctrl-C: SIGINT back to its default.
+
+    A shell without job control starts its background commands with SIGINT ignored (``pytest
+    ... &`` in a script), the children inherit that, and Python keeps an inherited ignore, as it
+    should: the test would then see the tool ignore its Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def process_gone(pid: int) -> bool:

@@ -13,7 +13,7 @@ import pytest
 
 from guard.database.cachedir import CACHE_ENV
 from tests.guardrun import write
-from tests.processes import processes_using
+from tests.processes import interruptible, processes_using
 from tests.test_warm_cluster import run_databases_left
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
@@ -39,6 +39,7 @@ def interrupt_during_forward(shop: Path, db: str, sig: int, scratch: Path) -> tu
         [sys.executable, "-m", "guard", "check", str(path), "--project-dir", str(shop),
          "--db", db],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=interruptible,
     )
     assert proc.stderr is not None
     seen = []

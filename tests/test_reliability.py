@@ -15,7 +15,7 @@ import pytest
 
 from guard.database.server import Server
 from tests.guardrun import run_guard, write
-from tests.processes import processes_using
+from tests.processes import interruptible, processes_using
 from tests.test_warm_cluster import run_databases_left
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
@@ -39,6 +39,7 @@ def start(shop: Path, *args: str, env: dict[str, str] | None = None) -> subproce
     return subprocess.Popen(
         [sys.executable, "-m", "guard", "check", *args, "--project-dir", str(shop)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
+        preexec_fn=interruptible,
     )
 
 

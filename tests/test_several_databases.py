@@ -22,6 +22,7 @@ from guard.database.server import Server, connect_maintenance
 from tests.conftest import register_test_database
 from tests.guardrun import Run, run_guard, write
 from tests.multidb import broken_reverse, several_databases
+from tests.processes import interruptible
 from tests.test_cache import unique
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
@@ -255,6 +256,7 @@ class Migration(migrations.Migration):
         [sys.executable, "-m", "guard", "check", str(path), "--project-dir", str(project),
          "--db", pg_url, "-v"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=interruptible,
     )
     assert proc.stderr is not None
     seen = []

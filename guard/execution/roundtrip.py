@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import FatalError
-from guard.execution import contents, routing, schema, undo, verdicts
+from guard.execution import contents, findings, routing, schema, undo, verdicts
 from guard.execution.seeding import Seeded
 from guard.planning.graph import ancestors_within
 from guard.types import MigrationKey, StepResult, label
@@ -35,7 +35,6 @@ OnStep = Callable[[MigrationKey, StepResult], None]
 
 class ServerGone(FatalError):
     """The server died or went away mid-run (exit 2)."""
-
 
 
 OnBase = Callable[[int, float], None]
@@ -72,6 +71,7 @@ class Execution:
         on_base: OnBase | None = None,
         timeouts: dict[str, str] | None = None,
         seeder: Seeder | None = None,
+        measure: bool = True,
     ) -> None:
         self.loader = loader
         self.graph = loader.graph
@@ -84,6 +84,7 @@ class Execution:
         self.timeouts = timeouts or {}
         self.seeder = seeder
         self.watch: verdicts.Watch | None = None
+        self.gauge = findings.Gauge(connection, enabled=measure)  # forward and backward steps
         self.rows: list[contents.Contents] = []
         """What the tables hold before each member of the selection, then after the last."""
         self.executor = _executor(connection, loader)
@@ -91,18 +92,24 @@ class Execution:
 
     # -- the one place migrations are applied and unapplied ------------------------------------
 
-    def _apply(self, state: ProjectState, key: MigrationKey) -> ProjectState:
+    def _apply(self, state: ProjectState, key: MigrationKey, *, measure: bool = False
+               ) -> ProjectState:
         if "apps" not in state.__dict__:
             state.apps  # noqa: B018 - render once up front; Django does the same before applying
         migration = self.graph.nodes[key]
-        with verdicts.watching(self.connection, migration, backwards=False) as self.watch:
+        with verdicts.watching(self.connection, migration, backwards=False) as self.watch, \
+                self.gauge.measuring(self.watch, migration.atomic, on=measure):
             return self.executor.apply_migration(state, migration)
 
     def _unapply(self, state_before: ProjectState, key: MigrationKey) -> None:
-        # unapply_migration() wants the state *before* the migration and mutates it.
         migration = self.graph.nodes[key]
-        with verdicts.watching(self.connection, migration, backwards=True) as self.watch:
-            self.executor.unapply_migration(state_before.clone(), migration)
+        with verdicts.watching(self.connection, migration, backwards=True) as self.watch, \
+                self.gauge.measuring(self.watch, migration.atomic, on=True):
+            self.executor.unapply_migration(state_before.clone(), migration)  # it mutates it
+
+    def _judge(self, key: MigrationKey, result: StepResult) -> None:  # locks, rewrites, scans
+        if key not in self.outcome.denied:
+            self.gauge.judge(result, self.graph.nodes[key].operations)
 
     def _failure(self, exc: BaseException) -> str:
         """The failed step's error, with the operation, table, column and row it failed on."""
@@ -207,7 +214,7 @@ class Execution:
             before[key] = state.clone()
             try:
                 with routing.recording() as routed:
-                    state = self._apply(state, key)
+                    state = self._apply(state, key, measure=True)
             except Exception as exc:
                 self._record_failure(key, StepResult(
                     "forward", False, time.perf_counter() - started, error=self._failure(exc),
@@ -226,7 +233,9 @@ class Execution:
                 snapshots.append(self._snapshot())
                 self.rows.append(self._contents())
             applied.append(key)
-            self._record(key, StepResult("forward", True, time.perf_counter() - started))
+            result = StepResult("forward", True, time.perf_counter() - started)
+            self._judge(key, result)
+            self._record(key, result)
         return True
 
     def _backward(
@@ -271,6 +280,7 @@ class Execution:
             applied.remove(key)
             unapplied.add(key)
             result = StepResult("backward", True, time.perf_counter() - started)
+            self._judge(key, result)
             found = None if key in self.outcome.denied else self._compare(
                 result, expected=snapshots[index], applied=applied, prefix=index,
                 what="rolling it back does not restore the schema from before it",

@@ -79,6 +79,8 @@ class Settings:
     """``lock_timeout`` and ``statement_timeout`` for every connection."""
     rows: RowSettings = RowSettings(count=0)
     """The rows put in every base before the selection goes forward."""
+    measure: bool = True
+    """Measure locks, rewrites and scans (``--no-safety`` turns it off)."""
 
     @property
     def seeder(self) -> Seeder | None:
@@ -276,7 +278,7 @@ def _run(
     execution = Execution(loader, connections[target.alias], base=base, order=order,
                           cannot_reverse=cannot_reverse, on_step=progress.step,
                           on_base=on_base, timeouts=dict(settings.session),
-                          seeder=settings.seeder)
+                          seeder=settings.seeder, measure=settings.measure)
     if target.outcome is not None:  # the base came from the cache
         execution.outcome = target.outcome
     try:

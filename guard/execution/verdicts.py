@@ -11,9 +11,10 @@ invalid input syntax for type integer: "Ünïcode-17"``.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guard.database.server import one_line
@@ -25,6 +26,21 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class Span:
+    """When one operation ran, and the SQL it left for the end of the migration."""
+
+    index: int
+    """1-based, as reported."""
+    description: str
+    kind: str
+    """The operation's class name (``RunPython``, ``AddField``...)."""
+    started: float
+    ended: float = 0.0
+    deferred: list[str] = field(default_factory=list)
+    """Statements it deferred (an index or foreign key Django adds at the migration's end)."""
+
+
+@dataclass
 class Watch:
     """Where a step was when it failed."""
 
@@ -33,6 +49,8 @@ class Watch:
     """(1-based index, Django's description) of the operation running."""
     statement: str = ""
     params: Any = None
+    spans: list[Span] = field(default_factory=list)
+    """The operations that ran, in order."""
 
 
 @contextmanager
@@ -51,7 +69,16 @@ def watching(connection: BaseDatabaseWrapper, migration: Migration, *, backwards
                    _original: Any = original, **kwargs: Any) -> Any:
             watch.operation = (_index, _describe(_op))
             watch.statement, watch.params = "", None
-            return _original(*args, **kwargs)
+            span = Span(_index, watch.operation[1], type(_op).__name__, time.perf_counter())
+            watch.spans.append(span)
+            editor = args[1] if len(args) > 1 else kwargs.get("schema_editor")
+            deferred = list(getattr(editor, "deferred_sql", None) or ())
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                span.ended = time.perf_counter()
+                span.deferred = [str(s) for s in getattr(editor, "deferred_sql", None) or ()
+                                 if not any(s is d for d in deferred)]
 
         operation.__dict__[method] = noting
         wrapped.append(operation)
@@ -215,8 +242,11 @@ def forward_hint(exc: BaseException) -> str:
     if "already exists" in text and "Key (" not in text:
         return ("An object it creates already exists: the base state already has it, "
                 "or an earlier migration's reverse left it behind.")
-    if "cannot run inside a transaction block" in text or "CONCURRENTLY" in text:
-        return "Operations such as AddIndexConcurrently need `atomic = False` on the Migration."
+    if ("cannot run inside a transaction block" in text
+            or "cannot be executed inside a transaction" in text or "CONCURRENTLY" in text):
+        return ("CONCURRENTLY cannot run in a transaction: AddIndexConcurrently, "
+                "RemoveIndexConcurrently and RunSQL with CREATE INDEX CONCURRENTLY need "
+                "`atomic = False` on the Migration (and nothing else in it that must be atomic).")
     return "Run `python manage.py sqlmigrate` for it and try the SQL on a copy of your database."
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
 
+from guard.reporting.findings import headline
 from guard.reporting.model import Report
 from guard.reporting.text import details, irreversible_hint, summary_line
 from guard.types import STEPS, MigrationKey, label
@@ -121,6 +122,13 @@ def error_lines(report: Report, environ: Mapping[str, str]) -> Iterator[str]:
         yield error("\n".join([step.error, *details(step)]),
                     title=f"migration-guard: {report.name(key, alias)} {step.step}", file=file,
                     line=line)
+    for found in report.findings():
+        alias, key, step, finding = found
+        file, line = where(key, finding.operation)
+        emit = error if report.fails(found) else warning
+        yield emit(f"{headline(finding)}\n{finding.hint}",
+                   title=f"migration-guard: {report.name(key, alias)} {step.step} "
+                   f"{finding.kind}", file=file, line=line)
     for alias, key, lost in report.rows_lost():
         file, line = where(key)
         yield warning(lost, title=f"migration-guard: {report.name(key, alias)} rows lost",
@@ -162,6 +170,8 @@ def summary(report: Report) -> str:
                 notes += [f"{'accepted' if ok else 'irreversible'}: operation {i.index + 1}, "
                           f"{i.operation}" for i, ok in report.irreversible if i.migration == key]
                 notes += [f"undo: `{sql}`" for s in steps.values() for sql in s.undo_sql]
+                notes += [f"{s.step}: {headline(f)}" for s in steps.values()
+                          for f in s.findings]
                 if key in report.not_run:
                     notes.append(f"ran on no database: {report.not_run[key]}")
                 lines.append(f"| `{report.name(key, alias)}` | " + " | ".join(cells) + " | "

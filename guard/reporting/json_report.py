@@ -27,7 +27,29 @@ def _step_json(report: Report, key: MigrationKey, step: StepResult) -> dict[str,
         data["rows_lost"] = step.rows_lost
     if step.operation is not None:
         data["operation"] = step.operation + 1  # as the text says it: 1 is the first
+    if step.locks:
+        data["locks"] = [
+            {"table": lock.table, "lock_mode": lock.lock_mode, "seconds": round(lock.seconds, 4),
+             "operation": None if lock.operation is None else lock.operation + 1,
+             "statement": lock.statement, "created_here": lock.new}
+            for lock in step.locks
+        ]
     return data
+
+
+def _findings_json(report: Report) -> list[dict[str, Any]]:
+    return [
+        {
+            "migration": label(key), "alias": alias, "direction": step.step,
+            "kind": finding.kind, "table": finding.table, "lock_mode": finding.lock_mode,
+            "seconds": round(finding.seconds, 4), "statement": finding.statement,
+            "operation": None if finding.operation is None else finding.operation + 1,
+            "detail": finding.detail, "hint": finding.hint,
+            "failing": report.fails((alias, key, step, finding)),
+            **({"accepted": report.accepted[key]} if key in report.accepted else {}),
+        }
+        for alias, key, step, finding in report.findings()
+    ]
 
 
 def _base_json(outcome: Outcome) -> dict[str, Any]:
@@ -93,6 +115,8 @@ def as_json(report: Report) -> dict[str, Any]:
             for s in report.selected
             for alias in report.aliases
         ],
+        "safety": {"measured": report.measured, "fail_on": sorted(report.fail_on)},
+        "findings": _findings_json(report),
         "checks": [
             {"name": c.name, "ok": c.ok, "errors": c.errors, "warnings": c.warnings,
              **({"hint": c.hint} if c.hint and not c.ok else {})}

@@ -5,7 +5,9 @@ One ``<testsuite name="migration-guard">`` (inside ``<testsuites>``, as pytest w
 ``backward``, ``forward-again``), one per irreversible operation found (a failure, or skipped
 when ``allow_irreversible`` accepts it), one per run check (classname ``checks``), and one for
 the base when it failed to apply. A failure's message is the error; its body holds the schema
-differences, the SQL that would undo them and the hint.
+differences, the SQL that would undo them and the hint. Each safety finding is a test case of
+its own (``safety: forward rewrite shop_item``): a failure when ``fail_on`` makes it one, else a
+passed case whose ``system-out`` carries the warning.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from guard.reporting.findings import headline
 from guard.reporting.model import Report
 from guard.reporting.text import details, irreversible_hint
 from guard.types import STEPS, MigrationKey, StepResult, label
@@ -78,6 +81,21 @@ def as_junit(report: Report) -> str:
                 if step is not None and step.rows_lost:
                     out = ET.SubElement(case, "system-out")
                     out.text = _clean("\n".join(f"warning: {w}" for w in step.rows_lost))
+        for found in report.findings():
+            alias, finding_key, step, finding = found
+            if finding_key != key:
+                continue
+            case = suite.case(label(key), _on(f"safety: {step.step} {finding.kind} "
+                                              f"{finding.table}", alias, report), finding.seconds)
+            if file:
+                case.set("file", file)
+            body = [headline(finding), *where, f"statement: {finding.statement}",
+                    f"hint: {finding.hint}"]
+            if report.fails(found):
+                suite.fail(case, headline(finding), body, finding.kind)
+            else:
+                out = ET.SubElement(case, "system-out")
+                out.text = _clean("\n".join(["warning: " + body[0], *body[1:]]))
         for irreversible, accepted in report.irreversible:
             if irreversible.migration != key:
                 continue

@@ -13,7 +13,11 @@ from guard.execution.checks import CheckResult
 from guard.execution.roundtrip import Outcome
 from guard.execution.seeding import RowSettings
 from guard.planning.reversibility import Irreversible
-from guard.types import MigrationKey, Selected, StepResult, label
+from guard.reporting.policy import failing
+from guard.types import Finding, MigrationKey, Selected, StepResult, label
+
+Found = tuple[str, MigrationKey, StepResult, Finding]
+"""(alias, migration, the step it was measured in, the finding)."""
 
 
 @dataclass
@@ -45,6 +49,10 @@ class Report:
     """One line per alias whose migrations are not tested (not PostgreSQL), and why."""
     rows: RowSettings | None = None
     """The rows put in every base (None: the run made no database)."""
+    fail_on: frozenset[str] = frozenset()
+    """Kinds of finding that fail the run (``backward:KIND`` for a rollback's)."""
+    measured: bool = True
+    """Locks, rewrites and scans were measured (not ``--no-safety``)."""
     seconds: float = 0.0
 
     @property
@@ -87,6 +95,25 @@ class Report:
             for lost in step.rows_lost
         ]
 
+    def findings(self) -> list[Found]:
+        """Every finding, in the order the steps ran."""
+        return [
+            (alias, key, step, finding)
+            for alias, outcome in self.outcomes.items()
+            for key, steps in outcome.steps.items()
+            for step in steps
+            for finding in step.findings
+        ]
+
+    def fails(self, found: Found) -> bool:
+        """Whether a finding fails the run: its kind is in ``fail_on`` for its step, and its
+        migration is not accepted."""
+        _, key, step, finding = found
+        return key not in self.accepted and failing(finding.kind, step.step, self.fail_on)
+
+    def failing_findings(self) -> list[Found]:
+        return [found for found in self.findings() if self.fails(found)]
+
     def reproduce(self) -> str:
         """For a failed run on generated rows: how to get the same rows again, or none."""
         rows = self.rows
@@ -103,6 +130,7 @@ class Report:
     def passed(self) -> bool:
         return (
             not self.failures()
+            and not self.failing_findings()
             and not self.base_errors()
             and all(check.ok for check in self.checks)
             and all(accepted for _, accepted in self.irreversible)
@@ -125,6 +153,7 @@ class Report:
         return (
             key not in self.accepted and key not in self.not_run and bool(steps)
             and not self.refused(key) and all(s.ok is not False for s in steps)
+            and not any(self.fails((alias, key, s, f)) for s in steps for f in s.findings)
         )
 
     def migration_passed(self, key: MigrationKey) -> bool:

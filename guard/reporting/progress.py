@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from guard.execution.seeding import RowSettings, Seeded
+from guard.reporting import findings
 from guard.reporting.model import Report
 from guard.reporting.text import describe_reason
 from guard.types import MigrationKey, StepResult, label
@@ -75,3 +76,5 @@ class Progress:
                 self.line(f"      warning: {warning}")
         for lost in result.rows_lost:
             self.line(f"      warning: {lost}")
+        for line in findings.step_lines(result, verbose=self.verbose):
+            self.line(f"      {line}")

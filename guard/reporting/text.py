@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from guard.planning.reversibility import Irreversible
+from guard.reporting import findings
 from guard.reporting.model import Report
 from guard.types import MigrationKey, Selected, StepResult, label
 
@@ -63,6 +64,7 @@ def write_text(report: Report, out: TextIO) -> None:
         lines.append(f"FAILED {report.name(key, alias)}: {step.step}: {step.error}")
         lines.append(f"  file: {report.files.get(key, '?')}")
         lines += [f"  {line}" for line in details(step)]
+    lines += findings.text_lines(report)
     for alias, key, lost in report.rows_lost():
         lines.append(f"warning: {report.name(key, alias)}: backward: {lost}")
     for key, why in report.not_run.items():
@@ -94,6 +96,7 @@ def summary_line(report: Report) -> str:
         parts[0] += f", {len(report.not_run)} ran on no database"
     if checks_failed:
         parts.append("failed checks: " + ", ".join(checks_failed))
+
     verdict = "passed" if report.passed else "FAILED"
     return (
         f"migration-guard {verdict}: " + "; ".join(parts)

@@ -46,6 +46,8 @@ FORWARDED = {
     "databases": "databases",
     "rows": "rows",
     "data_seed": "data_seed",
+    "safety": "safety",
+    "fail_on": "fail_on",
 }
 
 

@@ -1,0 +1,78 @@
+"""How findings read: one line each (kind, table, lock, time, what happened), the operation and
+statement under it, then the hint; shared by the text report, progress, JUnit and GitHub."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from guard.reporting.model import Found, Report
+from guard.types import Finding, LockHeld, StepResult
+
+_WHAT = {"forward": "forward", "backward": "backward (the rollback's cost)"}
+
+
+def headline(finding: Finding) -> str:
+    """``rewrite shop_item (ACCESS EXCLUSIVE, 0.84 s): rewrote shop_item ...``."""
+    lock = f"{finding.lock_mode}, " if finding.lock_mode else ""
+    return f"{finding.kind} {finding.table} ({lock}{finding.seconds:.2f} s): {finding.detail}"
+
+
+def title(report: Report, found: Found) -> str:
+    alias, key, step, finding = found
+    return f"{report.name(key, alias)}: {_WHAT.get(step.step, step.step)}: {headline(finding)}"
+
+
+def where(finding: Finding) -> str:
+    operation = f"operation {finding.operation + 1}: " if finding.operation is not None else ""
+    return f"{operation}{' '.join(finding.statement.split())}"
+
+
+def text_lines(report: Report) -> list[str]:
+    """The findings section of the text report: failures first, then warnings."""
+    lines: list[str] = []
+    found = report.findings()
+    for item in sorted(found, key=lambda f: not report.fails(f)):
+        key = item[1]
+        if report.fails(item):
+            lines.append(f"FAILED {title(report, item)}")
+            lines.append(f"  file: {report.files.get(key, '?')}")
+        elif key in report.accepted and item[2].step == "forward":
+            lines.append(f"accepted ({report.accepted[key]}) {title(report, item)}")
+        else:
+            lines.append(f"warning: {title(report, item)}")
+        lines.append(f"  statement: {where(item[3])}")
+        lines.append(f"  hint: {item[3].hint}")
+    if found:
+        failing = sum(1 for item in found if report.fails(item))
+        lines.append(
+            f"safety: {len(found)} finding(s) ({counts(found)}), {failing} failing"
+            + ("" if report.fail_on else
+               "; --fail-on KIND (or fail_on in [tool.migration-guard]) makes them fail the run"))
+    return lines
+
+
+def step_lines(step: StepResult, *, verbose: bool) -> list[str]:
+    """Under a step's progress line: its findings; with ``-v``, every lock it took."""
+    lines = [headline(f) for f in step.findings]
+    if verbose and step.locks:
+        lines.append("locks:")
+        lines += [f"  {lock_line(lock)}" for lock in step.locks]
+    return lines
+
+
+def lock_line(lock: LockHeld) -> str:
+    operation = f"operation {lock.operation + 1}" if lock.operation is not None else "the end"
+    new = " (created here)" if lock.new else ""
+    statement = " ".join(lock.statement.split())
+    if len(statement) > 100:
+        statement = statement[:97] + "..."
+    return (f"{lock.table}{new}: {lock.lock_mode} held {lock.seconds:.3f} s, taken by "
+            f"{operation}: {statement}")
+
+
+def counts(found: Sequence[Found]) -> str:
+    """``2 rewrite, 1 scan``."""
+    kinds: dict[str, int] = {}
+    for item in found:
+        kinds[item[3].kind] = kinds.get(item[3].kind, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in kinds.items())
