@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 CACHE_PREFIX = f"{throwaway.PREFIX}cache_"
 DEFAULT_SIZE = 5
-FORMAT = 1
+FORMAT = 2
 """Bumped when what a cached database holds changes, so old caches are never reused."""
 
 
@@ -71,46 +71,56 @@ def _imported_project_files(source: bytes, modules: dict[str, str]) -> list[str]
     return sorted({modules[name] for name in names if name in modules})
 
 
-def key(*, sources: str, server_version: str, settings: dict[str, Any]) -> str:
-    """The cache key of a base: its code (:func:`sources_digest`), the server's version and the
-    settings that shape it on one alias."""
+def environment(*, server_version: str, settings: dict[str, Any]) -> str:
+    """The part of a base's key that is not its migrations: our format, Django's and the
+    server's versions and the settings that shape it on one alias."""
     import django
 
-    digest = hashlib.sha256(sources.encode())
-    digest.update(json.dumps(
+    return hashlib.sha256(json.dumps(
         {"format": FORMAT, "django": django.get_version(), "server": server_version,
          "settings": settings},
         sort_keys=True, default=str,
-    ).encode())
-    return digest.hexdigest()[:24]
+    ).encode()).hexdigest()[:24]
 
 
-def sources_digest(loader: MigrationLoader, base: Sequence[MigrationKey], *, project_dir: Path
-                   ) -> str:
-    """The digest of the base migrations' code and the project code they import: the part of
-    the key that is the same on every alias, read once per run."""
-    digest = hashlib.sha256()
-    seen: set[str] = set()
+def key(*, sources: str, environment: str) -> str:
+    """The cache key of a base: its code (:func:`sources_digest`) in its environment."""
+    return hashlib.sha256(f"{sources}:{environment}".encode()).hexdigest()[:24]
+
+
+def migration_digests(loader: MigrationLoader, base: Sequence[MigrationKey], *,
+                      project_dir: Path) -> dict[str, str]:
+    """Each base migration's digest, by label, in the base's order: its file and the project
+    code it imports. Read once per run; the same on every alias."""
     modules = _project_modules(project_dir)
+    read: dict[str, bytes] = {}
+
+    def content(path: str) -> bytes:
+        if path not in read:
+            try:
+                read[path] = Path(path).read_bytes()
+            except OSError:
+                read[path] = b"missing:" + path.encode()
+        return read[path]
+
+    digests = {}
     for node in base:
-        digest.update(label(node).encode() + b"\0")
+        digest = hashlib.sha256(label(node).encode() + b"\0")
         filename = migration_file(loader.graph.nodes[node])
-        if not filename:
-            continue
-        try:
-            source = Path(filename).read_bytes()
-        except OSError:
-            digest.update(b"missing:" + filename.encode())
-            continue
-        digest.update(source)
-        for part in _imported_project_files(source, modules):
-            if part not in seen:
-                seen.add(part)
-                try:
-                    digest.update(Path(part).read_bytes())
-                except OSError:
-                    digest.update(b"missing:" + part.encode())
-    return digest.hexdigest()
+        if filename:
+            source = content(filename)
+            digest.update(source)
+            for part in _imported_project_files(source, modules):
+                digest.update(b"\0" + content(part))
+        digests[label(node)] = digest.hexdigest()[:20]
+    return digests
+
+
+def sources_digest(digests: Mapping[str, str]) -> str:
+    """The digest of a whole base, from :func:`migration_digests`."""
+    return hashlib.sha256(
+        "\n".join(f"{name} {digest}" for name, digest in digests.items()).encode()
+    ).hexdigest()
 
 
 def server_version(server: Server) -> str:
@@ -124,7 +134,7 @@ def server_version(server: Server) -> str:
         conn.close()
 
 
-def _exists(cur: Any, name: str) -> bool:
+def exists(cur: Any, name: str) -> bool:
     cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
     return cur.fetchone() is not None
 
@@ -140,7 +150,7 @@ def _comment(cur: Any, name: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _touch(cur: Any, name: str, **extra: Any) -> bool:
+def touch(cur: Any, name: str, **extra: Any) -> bool:
     """Stamp the cache as used now (keeping what else its comment holds); False when it is gone
     (a concurrent run evicted it, or ``clean`` dropped it, since it was seen)."""
     stamp = {**_comment(cur, name), **extra, "last_used": time.time(), "pid": os.getpid()}
@@ -152,14 +162,14 @@ def _touch(cur: Any, name: str, **extra: Any) -> bool:
         if getattr(exc, "pgcode", None) == "3D000" or "does not exist" in str(exc):
             return False
         raise
-    return _exists(cur, name)
+    return exists(cur, name)
 
 
 def annotate(server: Server, name: str, **extra: Any) -> None:
     """Keep ``extra`` (JSON) with the cache ``name``: what the run that built it learnt."""
     conn = connect_maintenance(server)
     try:
-        _touch(conn.cursor(), name, **extra)
+        touch(conn.cursor(), name, **extra)
     finally:
         conn.close()
 
@@ -173,8 +183,9 @@ def annotation(server: Server, name: str) -> dict[str, Any]:
         conn.close()
 
 
-def cached(server: Server) -> list[tuple[str, float]]:
-    """The cache databases on ``server``, least recently used first."""
+def entries(server: Server) -> list[tuple[str, float, dict[str, Any]]]:
+    """The cache databases on ``server`` with what their comments keep, least recently used
+    first."""
     conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
@@ -186,23 +197,38 @@ def cached(server: Server) -> list[tuple[str, float]]:
         found = []
         for name, comment in cur.fetchall():
             try:
-                used = float(json.loads(comment or "{}").get("last_used", 0.0))
-            except (ValueError, AttributeError):
-                used = 0.0
-            found.append((str(name), used))
+                kept = json.loads(comment or "{}")
+                kept = kept if isinstance(kept, dict) else {}
+                used = float(kept.get("last_used", 0.0))
+            except (ValueError, TypeError):
+                kept, used = {}, 0.0
+            found.append((str(name), used, kept))
         return sorted(found, key=lambda item: item[1])
     finally:
         conn.close()
 
 
-def evict(server: Server, keep: int, *, protect: str = "") -> list[str]:
-    """Drop the least recently used caches beyond ``keep``; never ``protect``."""
-    entries = [name for name, _ in cached(server) if name != protect]
-    excess = len(entries) + (1 if protect else 0) - keep
+def cached(server: Server) -> list[tuple[str, float]]:
+    """The cache databases on ``server``, least recently used first."""
+    return [(name, used) for name, used, _ in entries(server)]
+
+
+def evict(server: Server, keep: int, *, protect: Collection[str] = ()) -> list[str]:
+    """Drop the least recently used caches beyond ``keep`` of each stage (the bases the runs
+    clone, and the rows-free bases they grow from); never those in ``protect``."""
+    stages: dict[str, list[str]] = {}
+    for name, _, kept in entries(server):
+        stages.setdefault(str(kept.get("stage", "")), []).append(name)
     dropped = []
-    for name in entries[: max(excess, 0)]:
-        throwaway.drop_database(server, name)
-        dropped.append(name)
+    for names in stages.values():
+        excess = len(names) - keep
+        for name in names:
+            if excess <= 0:
+                break
+            if name not in protect:
+                throwaway.drop_database(server, name)
+                dropped.append(name)
+                excess -= 1
     return dropped
 
 
@@ -214,7 +240,7 @@ def drop_all(server: Server) -> list[str]:
 
 
 @contextmanager
-def _advisory_lock(server: Server, name: str) -> Iterator[Any]:
+def advisory_lock(server: Server, name: str) -> Iterator[Any]:
     """Hold a session advisory lock named after the cache while the block runs."""
     conn = connect_maintenance(server)
     try:
@@ -226,40 +252,3 @@ def _advisory_lock(server: Server, name: str) -> Iterator[Any]:
             cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
     finally:
         conn.close()
-
-
-def ensure(
-    server: Server, digest: str, build: Callable[[str], bool], *, keep: int = DEFAULT_SIZE
-) -> tuple[str, bool] | None:
-    """The cache database for ``digest`` and whether it was there already; built if missing.
-
-    ``build(name)`` applies the base into the fresh database ``name`` and says whether it
-    succeeded; on failure nothing is cached and None is returned.
-    """
-    name = f"{CACHE_PREFIX}{digest}"
-    conn = connect_maintenance(server)
-    try:
-        cur = conn.cursor()
-        if _exists(cur, name) and _touch(cur, name):
-            return name, True
-    finally:
-        conn.close()
-    with _advisory_lock(server, name) as cur:
-        if _exists(cur, name) and _touch(cur, name):  # built by a concurrent run meanwhile
-            return name, True
-        building = throwaway.new_name("build")
-        throwaway.create_database(server, building)
-        try:
-            ok = build(building)
-            if ok:
-                cur.execute(
-                    f"ALTER DATABASE {quote_ident(building)} RENAME TO {quote_ident(name)}"
-                )
-                _touch(cur, name)
-        finally:
-            if not _exists(cur, name) or _exists(cur, building):
-                throwaway.drop_database(server, building)
-    if not ok:
-        return None
-    evict(server, keep, protect=name)
-    return name, False

@@ -14,7 +14,7 @@ why it was not compared.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,14 +31,12 @@ if TYPE_CHECKING:
     from django.db.migrations.state import ProjectState
 
 OnStep = Callable[[MigrationKey, StepResult], None]
+OnBase = Callable[[int, float], None]
+Seeder = Callable[["ProjectState", "BaseDatabaseWrapper"], Seeded]
 
 
 class ServerGone(FatalError):
     """The server died or went away mid-run (exit 2)."""
-
-
-OnBase = Callable[[int, float], None]
-Seeder = Callable[["ProjectState", "BaseDatabaseWrapper"], Seeded]
 
 
 @dataclass
@@ -48,7 +46,8 @@ class Outcome:
     base_seconds: float = 0.0
     base_count: int = 0
     base_cached: bool = False
-    """The base came from a cached template database instead of being applied now."""
+    base_reused: int = 0
+    """Base migrations that came from a cached template (all of them when ``base_cached``)."""
     steps: dict[MigrationKey, list[StepResult]] = field(default_factory=dict)
     denied: set[MigrationKey] = field(default_factory=set)
     """Applied here as no-ops: the routers allowed none of their operations on this database."""
@@ -121,8 +120,8 @@ class Execution:
         self._record(key, result)
 
     def _server_still_there(self, key: MigrationKey, step: str, exc: BaseException) -> None:
-        """After a failed step: a server that no longer answers is an environment error (exit
-        2), not the migration's fault."""
+        """After a failed step: a server gone is an environment error (exit 2), not the
+        migration's fault."""
         try:
             self.connection.close()
             with self.connection.cursor() as cursor:
@@ -145,8 +144,8 @@ class Execution:
     # -- the run ---------------------------------------------------------------------------------
 
     def run(self, state: ProjectState | None = None) -> Outcome:
-        """Build the base (unless ``state``, the state of a base already in the database, is
-        given), then forward, backward and forward again."""
+        """Build the base (unless ``state``, that of a base in the database, is given), then
+        forward, backward and forward again."""
         if state is None:
             state = self.build_base()
         if state is None:
@@ -163,13 +162,16 @@ class Execution:
         self._forward_again(before, snapshots, applied, unapplied)
         return self.outcome
 
-    def build_base(self) -> ProjectState | None:
-        """Apply every migration outside D; the state after them, or None if one failed."""
+    def build_base(self, done: Collection[MigrationKey] = ()) -> ProjectState | None:
+        """Apply every migration outside D but those ``done`` (the database holds them, and
+        the state takes them first); the state after them, or None if one failed."""
         from django.db.migrations.state import ProjectState
 
         started = time.perf_counter()
         state = ProjectState(real_apps=self.loader.unmigrated_apps)
-        for key in self.base:
+        for key in (key for key in self.base if key in done):
+            state = self.graph.nodes[key].mutate_state(state, preserve=False)
+        for key in (key for key in self.base if key not in done):
             try:
                 state = self._apply(state, key)
             except Exception as exc:
@@ -383,12 +385,9 @@ class Execution:
 
 
 def _executor(connection: BaseDatabaseWrapper, loader: MigrationLoader) -> MigrationExecutor:
-    """Django's executor on ``connection``, sharing our loader.
-
-    ``MigrationExecutor.__init__`` builds a second ``MigrationLoader`` (the whole graph again,
-    tens of milliseconds on a large project) that we would only throw away; apply_migration and
-    unapply_migration use just the connection and the recorder.
-    """
+    """Django's executor on ``connection``, sharing our loader: ``MigrationExecutor.__init__``
+    builds a second ``MigrationLoader`` (the whole graph again, tens of milliseconds on a large
+    project); apply_migration and unapply_migration use just the connection and the recorder."""
     from django.db.migrations.executor import MigrationExecutor
     from django.db.migrations.recorder import MigrationRecorder
 

@@ -62,6 +62,9 @@ def generate(apps: Apps, connection: BaseDatabaseWrapper, *, count: int, seed: i
     """The models that have rows, by label: a historical model's relations may point at another
     rendering of the same model, so classes are not compared."""
     later: list[tuple[type[Model], list[Any], list[AnyField]]] = []
+    pools: dict[tuple[str, str], list[Any]] = {}
+    """The values of each (table, column) foreign keys point at: a target's rows are made
+    before any row that points at it, and change only when a child model's rows are made."""
     with transaction.atomic(using=connection.alias):
         for model in ordered:
             missing = [t for t in _required_targets(model) if t not in done and t != _key(model)]
@@ -71,9 +74,16 @@ def generate(apps: Apps, connection: BaseDatabaseWrapper, *, count: int, seed: i
                 continue
             try:
                 # A savepoint per model: whatever goes wrong with one leaves the others alone.
-                with transaction.atomic(using=connection.alias):
-                    maker = _Maker(model, connection, seed=seed, done=done)
-                    objects = maker.insert(count)
+                try:
+                    with transaction.atomic(using=connection.alias):
+                        maker = _Maker(model, connection, seed=seed, done=done, pools=pools)
+                        objects = maker.insert(count)
+                except (values.CannotMake, _Refused):
+                    raise
+                except Exception as exc:  # all at once refused: row by row, those it takes
+                    with transaction.atomic(using=connection.alias):
+                        maker = _Maker(model, connection, seed=seed, done=done, pools=pools)
+                        objects = maker.insert(count, refused=exc)
             except (values.CannotMake, _Refused) as exc:
                 made.skipped.append(f"{_name(model)}: {exc}")
                 continue
@@ -82,6 +92,9 @@ def generate(apps: Apps, connection: BaseDatabaseWrapper, *, count: int, seed: i
                 continue
             if not objects:
                 continue
+            parents = {parent._meta.db_table for parent in model._meta.get_parent_list()}
+            for target in [t for t in pools if t[0] in parents]:  # they gained rows
+                del pools[target]
             done.add(_key(model))
             made.rows += len(objects)
             made.tables += 1
@@ -100,7 +113,8 @@ class _Maker:
     """The rows of one model."""
 
     def __init__(self, model: type[Model], connection: BaseDatabaseWrapper, *, seed: int,
-                 done: set[str]) -> None:
+                 done: set[str], pools: dict[tuple[str, str], list[Any]] | None = None
+                 ) -> None:
         self.model = model
         self.connection = connection
         self.seed = seed
@@ -123,7 +137,7 @@ class _Maker:
                         continue  # a NOT NULL self-reference: _required_targets stops it
                     self.deferred.append(item)
                     continue
-                self.pools[item.name] = _pool(item, connection, free=item.unique)
+                self.pools[item.name] = _pooled(item, connection, pools)
             self.fields.append(item)
 
     def rows_possible(self, count: int) -> int:
@@ -156,21 +170,18 @@ class _Maker:
                     connection=self.connection, plain=plain, rule=self.rules.get(item.name))
         return self.model(**data)
 
-    def insert(self, count: int) -> list[Model]:
+    def insert(self, count: int, *, refused: Exception | None = None) -> list[Model]:
+        """All rows in one statement (what it raises is the caller's, whose savepoint then
+        rolls it back), or, once that was ``refused``, row by row, those the database takes."""
         from django.db import transaction
 
         count = self.rows_possible(count)
         if count <= 0:
             return []
-        manager = self.model._base_manager.using(self.connection.alias)
-        objects = [self.build(row) for row in range(count)]
-        first_error: Exception | None = None
-        if not self.inherited:  # bulk_create cannot fill a parent's table
-            try:
-                with transaction.atomic(using=self.connection.alias):
-                    return list(manager.bulk_create(objects))
-            except Exception as exc:  # the database's refusal, or a field's own check
-                first_error = exc
+        if refused is None and not self.inherited:  # bulk_create cannot fill a parent's table
+            manager = self.model._base_manager.using(self.connection.alias)
+            return list(manager.bulk_create([self.build(row) for row in range(count)]))
+        first_error = refused
         inserted: list[Model] = []
         for row in range(count):
             for plain in (False, True):
@@ -222,6 +233,19 @@ def _choose(pool: Sequence[Any], row: int, item: AnyField, *, unique: bool, plai
     if unique:
         return pool[row]
     return pool[0] if row in (0, 2) and not plain else pool[row % len(pool)]
+
+
+def _pooled(item: AnyField, connection: BaseDatabaseWrapper,
+            pools: dict[tuple[str, str], list[Any]] | None) -> list[Any]:
+    """:func:`_pool`, read once per target column unless the key is unique (its free values
+    depend on the rows of its own table)."""
+    if item.unique or pools is None:
+        return _pool(item, connection, free=item.unique)
+    target = (item.related_model._meta.db_table,  # type: ignore[union-attr]
+              item.target_field.attname)  # type: ignore[attr-defined]
+    if target not in pools:
+        pools[target] = _pool(item, connection)
+    return pools[target]
 
 
 def _pool(item: AnyField, connection: BaseDatabaseWrapper, *, free: bool = False) -> list[Any]:

@@ -12,20 +12,21 @@ whatever happened.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from guard.database import cache, throwaway
+from guard.database import bases, cache, throwaway
 from guard.database.server import Server, driver_errors, one_line
 from guard.errors import FatalError
 from guard.execution import seeding
 from guard.execution.roundtrip import Execution, Outcome, Seeder
 from guard.execution.seeding import RowSettings, Seeded
-from guard.types import MigrationKey, StepResult
+from guard.types import MigrationKey, StepResult, label
 
 if TYPE_CHECKING:
     from django.db.migrations.loader import MigrationLoader
@@ -48,7 +49,8 @@ class Progress(Protocol):
     """More than one alias is tested."""
 
     def line(self, text: str = "") -> None: ...
-    def base(self, count: int, seconds: float, *, cached: bool = False) -> None: ...
+    def base(self, count: int, seconds: float, *, cached: bool = False, reused: int = 0
+             ) -> None: ...
     def rows(self, seeded: Seeded | None, settings: RowSettings) -> None: ...
     def step(self, key: MigrationKey, result: StepResult) -> None: ...
 
@@ -154,7 +156,8 @@ def run_all(
             if target.template is not None and target.outcome is not None:
                 progress.alias = target.alias
                 progress.base(target.outcome.base_count, target.outcome.base_seconds,
-                              cached=target.outcome.base_cached)
+                              cached=target.outcome.base_cached,
+                              reused=target.outcome.base_reused)
                 progress.rows(target.outcome.seeded, settings.rows)
         for target in targets:
             point(target.alias, target.server, target.name, keep_options=target.keep_options,
@@ -205,54 +208,65 @@ def _cached_bases(
 
     versions: dict[str, str] = {}
     start: ProjectState | None = None
-    sources = cache.sources_digest(loader, base, project_dir=settings.project_dir)
-    rows_key = seeding.key_part(settings.rows)
+    migrations = cache.migration_digests(loader, base, project_dir=settings.project_dir)
+    by_label = {label(key): key for key in base}
+    rows = (json.dumps(seeding.key_part(settings.rows), sort_keys=True)
+            if settings.rows.active else None)
     for target in targets:
         started = time.perf_counter()
         server = target.server
         where = server.describe()
         if where not in versions:
             versions[where] = cache.server_version(server)
-        digest = cache.key(sources=sources, server_version=versions[where],
-                           settings={**base_settings(target.alias), "rows": rows_key})
+        wanted = bases.Wanted(migrations, cache.environment(
+            server_version=versions[where], settings=base_settings(target.alias)), rows)
         progress.alias = target.alias
         execution = Execution(loader, connections[target.alias], base=base, order=(),
                               cannot_reverse=set(), on_step=progress.step,
-                              timeouts=dict(settings.session), seeder=settings.seeder)
+                              timeouts=dict(settings.session))
         built: list[ProjectState] = []
 
-        def build(building: str, target: Target = target, execution: Execution = execution,
-                  built: list[ProjectState] = built) -> bool:
+        def aim(building: str, target: Target = target) -> None:
             # Every alias points at the base being built (the others' databases do not exist
             # yet): a RunPython that writes through the default manager instead of
             # schema_editor.connection.alias lands here, not on a missing database.
             for alias in everyone:
                 point(alias, target.server, building, keep_options=target.keep_options,
                       session=settings.session)
+
+        def build(building: str, done: Collection[str], execution: Execution = execution,
+                  built: list[ProjectState] = built) -> bool:
+            aim(building)
             try:
-                result = execution.build_base()
+                result = execution.build_base({by_label[name] for name in done})
             finally:
                 connections.close_all()
             if result is not None:
                 built.append(result)
             return result is not None
 
-        found = cache.ensure(server, digest, build, keep=settings.cache_size)
+        def seed(building: str, target: Target = target,
+                 built: list[ProjectState] = built) -> dict[str, Any]:
+            aim(building)
+            try:
+                state = built[0] if built else base_state.clone()
+                return seeding.seed(state, connections[target.alias], settings.rows).to_dict()
+            finally:
+                connections.close_all()
+
+        found = bases.ensure(server, wanted, build, seed, keep=settings.cache_size)
         outcome = execution.outcome
         if found is None:
             progress.line(f"base{_on(progress, target)}: FAILED: {outcome.base_error}")
             target.outcome = outcome
             return None
-        target.template, hit = found
-        if hit:
-            kept = cache.annotation(server, target.template).get("seeded")
-            outcome.seeded = Seeded.from_dict(kept) if isinstance(kept, dict) else None
-        elif outcome.seeded is not None:
-            cache.annotate(server, target.template, seeded=outcome.seeded.to_dict())
+        target.template = found.name
+        outcome.seeded = Seeded.from_dict(found.seeded) if found.seeded else None
         if start is None:
-            start = base_state.clone() if hit else built[0]
+            start = built[0] if built else base_state.clone()
         outcome.base_count = len(base)
-        outcome.base_cached = hit
+        outcome.base_cached = found.cached
+        outcome.base_reused = len(base) if found.cached else found.reused
         outcome.base_seconds = time.perf_counter() - started
         target.outcome = outcome
     return start

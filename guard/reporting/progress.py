@@ -47,8 +47,15 @@ class Progress:
         for item in report.selected:
             self.line(f"  {label(item.migration):<{width}}  {describe_reason(item, report.last)}")
 
-    def base(self, count: int, seconds: float, *, cached: bool = False) -> None:
-        what = self._named(f"{count} migration(s) outside the selection")
+    def base(self, count: int, seconds: float, *, cached: bool = False, reused: int = 0
+             ) -> None:
+        """``reused``: of ``count``, those a smaller cached base already held."""
+        what = f"{count} migration(s) outside the selection"
+        if reused == count and not cached:
+            what += " (cached, new rows)"
+        elif reused and not cached:
+            what += f" (cached {reused} + applied {count - reused})"
+        what = self._named(what)
         status = "cached" if cached else "ok"
         self.line(f"  {'base':<13} {what:<{self.width}} {status:<7} {seconds:6.2f}s")
 

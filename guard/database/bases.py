@@ -1,0 +1,184 @@
+"""Finding or making a run's base template: exactly cached, grown from a smaller one, or built.
+
+A base is kept in up to two templates (see :mod:`guard.database.cache` for the keys):
+
+- the **bare** base: its migrations applied and nothing else. Its comment keeps the
+  environment's digest and every applied migration's digest, so that a later base that holds
+  all of them (main gained three migrations since) can start from a clone of it and apply only
+  the ones it lacks: the largest such subset wins. Unapplying is never used to reach a base.
+- the **seeded** base: a clone of the bare one with the generated rows (:mod:`guard.execution.
+  seeding`) in it, the template a run clones. Rows are made for the whole base at once, never
+  carried over from a smaller one, so a grown base holds the same rows a rebuilt one would.
+  With ``--rows 0`` the bare base is what a run clones.
+
+Every template is made in a database of its own and renamed once complete, under an advisory
+lock named after it, so that a concurrent run waits instead of building it twice and never
+clones a half-built one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from guard.database import cache, throwaway
+from guard.database.server import Server, connect_maintenance, driver_errors, quote_ident
+from guard.errors import FatalError
+
+Build = Callable[[str, Collection[str]], bool]
+"""``build(name, done)``: apply the base, except the migrations (labels) in ``done`` that the
+database already holds, into the database ``name``; whether it succeeded."""
+Seed = Callable[[str], dict[str, Any] | None]
+"""``seed(name)``: put the rows in the database ``name``; what to keep with it, or None if it
+failed."""
+
+
+@dataclass(frozen=True)
+class Base:
+    """The template a run clones, and how it came to be."""
+
+    name: str
+    cached: bool
+    """It was there: nothing was built."""
+    reused: int = 0
+    """Migrations that came from a smaller cached base (0: built from an empty database)."""
+    seeded: dict[str, Any] | None = None
+    """What the seeding kept with the template."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A base to find or make."""
+
+    migrations: Mapping[str, str]
+    """Each base migration's digest, by label, in the base's order."""
+    environment: str
+    """:func:`guard.database.cache.environment` without the rows."""
+    rows: str | None
+    """The row settings' part of the key, or None when no rows are made."""
+
+    def names(self) -> tuple[str, str]:
+        """The bare template's name and the one a run clones (the same without rows)."""
+        sources = cache.sources_digest(self.migrations)
+        bare = cache.CACHE_PREFIX + cache.key(sources=sources, environment=self.environment)
+        if self.rows is None:
+            return bare, bare
+        seeded = cache.key(sources=sources, environment=f"{self.environment}:rows:{self.rows}")
+        return bare, cache.CACHE_PREFIX + seeded
+
+
+def ensure(server: Server, wanted: Wanted, build: Build, seed: Seed, *,
+           keep: int = cache.DEFAULT_SIZE) -> Base | None:
+    """The template for ``wanted``, made if missing; None when building or seeding failed
+    (nothing half-made is kept)."""
+    bare, final = wanted.names()
+    found = _stamped(server, final)
+    if found is not None:
+        return Base(final, cached=True, seeded=found.get("seeded"))
+    with cache.advisory_lock(server, final) as cur:
+        if cache.exists(cur, final) and cache.touch(cur, final):  # made by a concurrent run
+            return Base(final, cached=True, seeded=cache.annotation(server, final).get("seeded"))
+        if bare == final:
+            reused = _bare(server, cur, bare, wanted, build)
+        else:
+            with cache.advisory_lock(server, bare) as bare_cur:
+                reused = _bare(server, bare_cur, bare, wanted, build)
+        if reused is None:
+            return None
+        seeded: dict[str, Any] | None = None
+        if final != bare:
+            building = throwaway.new_name("build")
+            throwaway.create_database(server, building, template=bare)
+            seeded = _made(server, cur, final, seed, building, {"stage": "seeded"})
+            if seeded is None:
+                return None
+    cache.evict(server, keep, protect=(bare, final))
+    return Base(final, cached=False, reused=reused, seeded=seeded or None)
+
+
+def _stamped(server: Server, name: str) -> dict[str, Any] | None:
+    """What the template ``name`` keeps, stamped as used now; None if there is none."""
+    conn = connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        if cache.exists(cur, name) and cache.touch(cur, name):
+            return cache.annotation(server, name)
+        return None
+    finally:
+        conn.close()
+
+
+def _bare(server: Server, cur: Any, name: str, wanted: Wanted, build: Build) -> int | None:
+    """Make sure the bare template ``name`` exists, under its lock (held by ``cur``): how many
+    of its migrations came from the cache (all if it was there, those of the smaller base it
+    grew from, 0 if built from an empty database), or None if the build failed."""
+    if cache.exists(cur, name) and cache.touch(cur, name):
+        return len(wanted.migrations)
+    stamp = {"stage": "bare", "environment": wanted.environment,
+             "migrations": dict(wanted.migrations)}
+    building, done = throwaway.new_name("build"), frozenset[str]()
+    parent = closest(server, wanted)
+    if parent is not None and _take(server, cur, parent[0], building,
+                                    consume=wanted.rows is not None):
+        done = parent[1]
+    else:
+        throwaway.create_database(server, building)
+
+    def fill(building: str) -> dict[str, Any] | None:
+        return {} if build(building, done) else None
+
+    return None if _made(server, cur, name, fill, building, stamp) is None else len(done)
+
+
+def _take(server: Server, cur: Any, parent: str, building: str, *, consume: bool) -> bool:
+    """Start ``building`` from the bare template ``parent``: whether that worked (it may have
+    been evicted, or be in use by another run, meanwhile).
+
+    With rows, a bare template is only ever a parent, and the new one holds all it held: it is
+    renamed, not copied (a copy costs as much as a run's clone). Without rows it is also the
+    template the runs of its own base clone, so it stays."""
+    if not consume:
+        try:
+            throwaway.create_database(server, building, template=parent)
+        except FatalError:
+            return False
+        return True
+    try:
+        cur.execute(f"ALTER DATABASE {quote_ident(parent)} RENAME TO {quote_ident(building)}")
+    except driver_errors():
+        return False
+    return True
+
+
+def closest(server: Server, wanted: Wanted) -> tuple[str, frozenset[str]] | None:
+    """The bare template of the same environment whose migrations are the largest subset of
+    ``wanted``'s (same labels, same digests), and those labels; None if there is none."""
+    best: tuple[str, frozenset[str]] | None = None
+    for name, _, kept in cache.entries(server):
+        held = kept.get("migrations")
+        if (kept.get("stage") != "bare" or kept.get("environment") != wanted.environment
+                or not isinstance(held, dict) or not held):
+            continue
+        if all(wanted.migrations.get(label) == digest for label, digest in held.items()) and (
+                best is None or len(held) > len(best[1])):
+            best = (name, frozenset(held))
+    return best
+
+
+def _made(server: Server, cur: Any, name: str, fill: Seed, building: str,
+          stamp: dict[str, Any]) -> dict[str, Any] | None:
+    """``fill`` the new database ``building`` and rename it to ``name`` if that succeeded; what
+    ``fill`` returned, or None (and the database dropped) if it did not."""
+    kept: dict[str, Any] | None = None
+    try:
+        kept = fill(building)
+        if kept is not None:
+            cur.execute(f"ALTER DATABASE {quote_ident(building)} RENAME TO {quote_ident(name)}")
+            cache.touch(cur, name, **({**stamp, "seeded": kept} if kept else stamp))
+    except driver_errors() as exc:
+        raise FatalError(f"Cannot keep the base {name} on {server.describe()}: {exc}") from exc
+    finally:
+        if not cache.exists(cur, name) or cache.exists(cur, building):
+            throwaway.drop_database(server, building)
+    return kept
