@@ -77,9 +77,12 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     if options.full:
         apps = paths.project_app_labels()
         chosen = paths.select_last(loader, options.last, apps)
+        tested = sorted({key[0] for key in chosen})
+        without = len(set(apps) - set(tested))
         report.notes.append(
             f"full run: every migration from an empty database, then the last {options.last} "
-            f"of each project app ({', '.join(sorted(apps)) or 'none'}) back and forth"
+            f"of each project app with migrations ({', '.join(tested) or 'none'}) back and "
+            "forth" + (f"; {without} project app(s) without migrations" if without else "")
         )
     elif options.paths:
         picked = paths.select_paths(loader, options.paths)
@@ -140,7 +143,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         report.checks = [checks.conflicts(loader), checks.system_checks(),
                          checks.missing_migrations(loader, full_state)]
         for check in report.checks:
-            progress.line(f"check: {check.name}: {'ok' if check.ok else 'FAILED'}")
+            progress.check(check)
 
     if plan.order or options.full:
         report.rows = RowSettings(count=options.rows, data_seed=options.data_seed,

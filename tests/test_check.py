@@ -170,6 +170,9 @@ def test_model_change_without_migration_fails_the_models_check(shop: Path, pg_ur
     assert list(failed) == ["models match migrations"]
     assert failed["models match migrations"][0].startswith("orders: ")
     assert "note" in failed["models match migrations"][0]
+    # The progress line says what failed, not only that something did.
+    assert ("check: models match migrations: FAILED: orders: models have changes with no "
+            "migration: Add field note to order") in run.stderr
 
 
 def test_full_mode_selects_the_last_n_of_each_project_app(shop: Path, pg_url: str) -> None:
@@ -188,6 +191,8 @@ def test_full_mode_selects_the_last_n_of_each_project_app(shop: Path, pg_url: st
     ]
     # Everything else (auth, contenttypes, catalog.0001) was applied from scratch as the base.
     assert run.report["base"]["migrations"] > 1
+    assert ("then the last 2 of each project app with migrations (billing, catalog, orders) "
+            "back and forth") in run.report["notes"][-1]
     assert {c["name"]: c["ok"] for c in run.report["checks"]} == {
         "conflicting migrations": True, "system checks": True, "models match migrations": True,
     }
@@ -208,7 +213,7 @@ def test_text_output_names_selection_steps_and_summary(shop: Path, pg_url: str) 
     path = write(shop / "orders/migrations/0003_leftover.py", LEFTOVER)
     run = run_guard("check", path, "--project-dir", shop, "--db", pg_url)
     assert run.returncode == 1
-    assert "orders.0003_leftover  changed (given)" in run.stderr
+    assert "orders.0003_leftover  given" in run.stderr
     assert "backward      orders.0003_leftover" in run.stderr
     assert "FAILED orders.0003_leftover: backward:" in run.stdout
     assert "hint:" in run.stdout

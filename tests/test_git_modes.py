@@ -53,6 +53,7 @@ def test_branch_mode_takes_committed_staged_unstaged_and_untracked_changes(
         ("orders.0003_committed", "changed"),
         ("orders.0004_untracked", "changed"),
     ]
+    assert "orders.0003_committed  changed on this branch" in run.stderr
     notes = "\n".join(run.report["notes"])
     base = git(work, "merge-base", "HEAD", "origin/main")
     assert f"against origin/main (origin/HEAD), merge-base {base[:10]}" in notes

@@ -121,7 +121,7 @@ def test_plain_hook_handles_two_refs_in_one_push(repo: tuple[Path, Path]) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     assert "push mode: refs/heads/one -> refs/heads/one" in done.stderr
     assert "push mode: refs/heads/two -> refs/heads/two" in done.stderr
-    assert "orders.0003_one  changed" in done.stderr
+    assert "orders.0003_one  changed in the pushed commits" in done.stderr
     assert "catalog.0004_two  changed" in done.stderr
 
 

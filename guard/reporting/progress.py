@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from guard.execution.checks import CheckResult
 from guard.execution.seeding import RowSettings, Seeded
 from guard.reporting import findings
 from guard.reporting.model import Report
 from guard.reporting.text import describe_reason
 from guard.types import MigrationKey, StepResult, label
+
+CHECK_WIDTH = 160
+"""Of what a failed check's line says; the report under the steps has every error."""
 
 
 class Progress:
@@ -45,7 +49,18 @@ class Progress:
         if self.several:
             self.width = max(self.width, width + len(" on ") + max(map(len, report.aliases)))
         for item in report.selected:
-            self.line(f"  {label(item.migration):<{width}}  {describe_reason(item, report.last)}")
+            why = describe_reason(item, report.last, report.mode)
+            self.line(f"  {label(item.migration):<{width}}  {why}")
+
+    def check(self, result: CheckResult) -> None:
+        """A project check's line: what failed, on the line itself (the report has it all)."""
+        if result.ok:
+            self.line(f"check: {result.name}: ok")
+            return
+        what = "; ".join(result.errors)
+        if len(what) > CHECK_WIDTH:
+            what = what[:CHECK_WIDTH - 1].rstrip() + "…"
+        self.line(f"check: {result.name}: FAILED: {what}")
 
     def base(self, count: int, seconds: float, *, cached: bool = False, reused: int = 0
              ) -> None:

@@ -13,10 +13,13 @@ from guard.reporting import findings
 from guard.reporting.model import Report
 from guard.types import MigrationKey, Selected, StepResult, label
 
+CHANGED_IN = {"branch": "changed on this branch", "push": "changed in the pushed commits"}
+"""Where a changed migration came from, by run mode; given on the command line otherwise."""
 
-def describe_reason(item: Selected, last: int) -> str:
+
+def describe_reason(item: Selected, last: int, mode: str = "paths") -> str:
     if item.reason == "changed":
-        return "changed (given)"
+        return CHANGED_IN.get(mode, "given")
     if item.reason == "last-N":
         return f"last {last} of its app"
     return "depends on " + ", ".join(label(k) for k in item.because_of)
