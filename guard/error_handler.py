@@ -43,6 +43,14 @@ def _log_bug() -> Path | None:
     return path
 
 
+def _fresh_line() -> str:
+    """On a terminal, wipe a live progress line the message would otherwise continue."""
+    try:
+        return "\r\033[K" if sys.stderr.isatty() else ""
+    except (AttributeError, ValueError):
+        return ""
+
+
 def guarded(run: Callable[[], int]) -> int:
     """Run a command under the one error handler: exit codes 2, 3, 130 and 143 come from here."""
     try:
@@ -52,21 +60,21 @@ def guarded(run: Callable[[], int]) -> int:
     try:
         return run()
     except errors.FatalError as exc:
-        print(f"migration-guard: error: {exc}", file=sys.stderr)
+        print(f"{_fresh_line()}migration-guard: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Terminated:
-        print("migration-guard: terminated; what it created was dropped and stopped.",
-              file=sys.stderr)
+        print(f"{_fresh_line()}migration-guard: terminated; what it created was dropped and "
+              "stopped.", file=sys.stderr)
         return errors.TERMINATED
     except KeyboardInterrupt:
-        print("migration-guard: interrupted; what it created was dropped and stopped.",
-              file=sys.stderr)
+        print(f"{_fresh_line()}migration-guard: interrupted; what it created was dropped and "
+              "stopped.", file=sys.stderr)
         return errors.INTERRUPTED
     except Exception as exc:
         log = _log_bug()
         where = f"The traceback is in {log}." if log else "\n" + traceback.format_exc()
         print(
-            f"migration-guard: unexpected error, a bug in migration-guard: "
+            f"{_fresh_line()}migration-guard: unexpected error, a bug in migration-guard: "
             f"{type(exc).__name__}: {exc}. {where} Please report it at {errors.ISSUES_URL} "
             "with that traceback.",
             file=sys.stderr,

@@ -1,15 +1,11 @@
-"""Forward, backward and forward again, with a schema snapshot after every step.
-
-This module is the one chokepoint through which migration-guard applies or unapplies a migration.
-It drives Django's ``MigrationExecutor`` one migration at a time with project states it derives
-itself (Django's own backward path re-renders the state between every pair of plan members).
+"""Forward, backward and forward again, with a schema snapshot after every step: the one place
+migrations are applied and unapplied, one at a time through Django's ``MigrationExecutor``, with
+project states derived here (Django's backward path re-renders one between every two).
 
 For migration i of the selected set D (in apply order), snapshot[i] is the schema before it and
-snapshot[i + 1] the schema after it. Rolling i back must give snapshot[i] again; applying it again
-must give snapshot[i + 1] again. A comparison is only made when exactly the migrations before i are
-applied (an irreversible or failing reverse keeps its ancestors applied); otherwise the step says
-why it was not compared.
-"""
+snapshot[i + 1] the one after. Rolling i back must give snapshot[i] again, applying it again
+snapshot[i + 1]. A comparison is only made when exactly the migrations before i are applied (an
+irreversible or failing reverse keeps its ancestors applied); else the step says why not."""
 
 from __future__ import annotations
 
@@ -32,6 +28,7 @@ if TYPE_CHECKING:
 
 OnStep = Callable[[MigrationKey, StepResult], None]
 OnBase = Callable[[int, float], None]
+OnApply = Callable[[int, int, MigrationKey], None]
 Seeder = Callable[["ProjectState", "BaseDatabaseWrapper"], Seeded]
 
 
@@ -88,6 +85,7 @@ class Execution:
         """What the tables hold before each member of the selection, then after the last."""
         self.executor = _executor(connection, loader)
         self.outcome = Outcome()
+        self.on_apply: OnApply | None = None  # live progress while the base is built
 
     # -- the one place migrations are applied and unapplied ------------------------------------
 
@@ -127,11 +125,10 @@ class Execution:
             with self.connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         except Exception:
-            raise ServerGone(
-                f"The PostgreSQL server stopped answering during the {step} step of "
-                f"{label(key)}: {verdicts.error(exc)}. Check that it is running (and was not "
-                "restarted or shut down), then run migration-guard again."
-            ) from exc
+            raise ServerGone(f"The PostgreSQL server stopped answering during the {step} step of "
+                             f"{label(key)}: {verdicts.error(exc)}. Check that it is running (and "
+                             "was not restarted or shut down), then run migration-guard again."
+                             ) from exc
 
     def _snapshot(self) -> schema.Schema:
         with self.connection.cursor() as cursor:
@@ -171,7 +168,10 @@ class Execution:
         state = ProjectState(real_apps=self.loader.unmigrated_apps)
         for key in (key for key in self.base if key in done):
             state = self.graph.nodes[key].mutate_state(state, preserve=False)
-        for key in (key for key in self.base if key not in done):
+        missing = [key for key in self.base if key not in done]
+        for index, key in enumerate(missing):
+            if self.on_apply is not None:
+                self.on_apply(index, len(missing), key)
             try:
                 state = self._apply(state, key)
             except Exception as exc:

@@ -53,6 +53,7 @@ class Progress(Protocol):
              ) -> None: ...
     def rows(self, seeded: Seeded | None, settings: RowSettings) -> None: ...
     def step(self, key: MigrationKey, result: StepResult) -> None: ...
+    def applying(self, index: int, total: int, key: MigrationKey, started: float) -> None: ...
 
 
 @dataclass
@@ -237,6 +238,7 @@ def _cached_bases(
         def build(building: str, done: Collection[str], execution: Execution = execution,
                   built: list[ProjectState] = built) -> bool:
             aim(building)
+            execution.on_apply = _applying(progress)
             try:
                 result = execution.build_base({by_label[name] for name in done})
             finally:
@@ -295,6 +297,7 @@ def _run(
                           seeder=settings.seeder, measure=settings.measure)
     if target.outcome is not None:  # the base came from the cache
         execution.outcome = target.outcome
+    execution.on_apply = _applying(progress)
     try:
         outcome = execution.run(target.state)
     except driver_errors() + _django_errors() as exc:
@@ -307,6 +310,16 @@ def _run(
     if outcome.base_error:
         progress.line(f"base{_on(progress, target)}: FAILED: {outcome.base_error}")
     return outcome
+
+
+def _applying(progress: Progress) -> Callable[[int, int, MigrationKey], None]:
+    """What the base's build reports after each migration: live progress."""
+    started = time.monotonic()
+
+    def applying(index: int, total: int, key: MigrationKey) -> None:
+        progress.applying(index, total, key, started)
+
+    return applying
 
 
 def _on(progress: Progress, target: Target) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import time
 from typing import TextIO
 
 from guard.execution.checks import CheckResult
@@ -13,6 +16,8 @@ from guard.reporting.text import describe_reason
 from guard.types import MigrationKey, StepResult, label
 
 CHECK_WIDTH = 160
+PLAIN_EVERY = 30.0
+"""Seconds between plain progress lines where there is no terminal to keep one line live."""
 """Of what a failed check's line says; the report under the steps has every error."""
 
 
@@ -22,6 +27,12 @@ class Progress:
     def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.verbose = verbose
+        self.live = _is_terminal(self.stream)
+        """Long work shows one line that keeps changing; else a plain line now and then."""
+        self._shown = False
+        """A live line is on the screen, to be cleared before the next line."""
+        self._last = time.monotonic()
+        """When the last line, plain or live, was written."""
         self.accepted: set[MigrationKey] = set()
         self.several = False
         """More than one alias is tested: every step line names its alias."""
@@ -34,7 +45,26 @@ class Progress:
         return f"{text} on {self.alias}" if self.several else text
 
     def line(self, text: str = "") -> None:
+        if self._shown:
+            self.stream.write("\r\033[K")
+            self._shown = False
         print(text, file=self.stream, flush=True)
+        self._last = time.monotonic()
+
+    def applying(self, index: int, total: int, key: MigrationKey, started: float) -> None:
+        """Before each migration of a base being built: how far it is, on a terminal in one
+        line rewritten each time (so that a slow migration is named while it runs), else in a
+        plain line every half minute."""
+        now = time.monotonic()
+        text = (f"  base: applying {index + 1}/{total} {label(key)}"
+                f"{self._named('')} ({now - started:.0f}s)")
+        if self.live:
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write("\r\033[K" + text[:width])
+            self.stream.flush()
+            self._shown, self._last = True, now
+        elif not self.live and now - self._last >= PLAIN_EVERY:
+            self.line(text)
 
     def selection(self, report: Report) -> None:
         for path, why in report.ignored:
@@ -100,3 +130,11 @@ class Progress:
             self.line(f"      warning: {lost}")
         for line in findings.step_lines(result, verbose=self.verbose):
             self.line(f"      {line}")
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    """A terminal that understands a carriage return and ``ESC [ K`` (not ``TERM=dumb``)."""
+    try:
+        return stream.isatty() and os.environ.get("TERM", "") != "dumb"
+    except (AttributeError, ValueError):
+        return False
