@@ -219,6 +219,7 @@ def _on_every_alias(
                          "statement_timeout": options.statement_timeout},
                 rows=report.rows or RowSettings(count=0),
                 measure=options.safety,
+                cache_dir=options.cache_dir,
             ),
             point=project.point, base_settings=project.base_settings,
             mirrors={a: m for a, m in aliases.mirrors.items() if a not in aliases.not_postgres},

@@ -24,7 +24,7 @@ DEFAULT_LAST = 5
 KNOWN_KEYS = {
     "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
     "semantic_diff", "cache_size", "lock_timeout", "statement_timeout", "accept", "pg_bindir",
-    "databases", "rows", "data_seed", "seed", "fixtures", "fail_on", "safety",
+    "databases", "rows", "data_seed", "seed", "fixtures", "fail_on", "safety", "cache_dir",
 }
 
 
@@ -54,6 +54,8 @@ class CheckOptions:
     lock_timeout: str = "10s"
     statement_timeout: str = "2min"
     cache_size: int = 5
+    cache_dir: str = ""
+    """``--cache-dir`` / ``cache_dir``: a folder keeping portable copies of the cached bases."""
     """How many cached base states (template databases) to keep per server; 0 turns it off."""
     databases: tuple[str, ...] = ()
     """``--database`` / ``databases``: the aliases to test; empty for every one Django would
@@ -144,6 +146,7 @@ def read_config(project_dir: Path) -> dict[str, Any]:
     _expect(table, path, "last", int)
     _expect(table, path, "docker_image", str)
     _expect(table, path, "cache_size", int)
+    _expect(table, path, "cache_dir", str)
     for key in ("lock_timeout", "statement_timeout"):
         _expect(table, path, key, str)
         if key in table and not _DURATION.match(table[key]):
@@ -290,6 +293,7 @@ def build_options(
     data_seed: int | None = None,
     safety: bool | None = None,
     fail_on: Sequence[str] | None = None,
+    cache_dir: str | None = None,
     cwd: Path | None = None,
 ) -> CheckOptions:
     """Merge flags (which win) over the pyproject table into :class:`CheckOptions`."""
@@ -326,6 +330,8 @@ def build_options(
         accept=tuple(sorted(config.get("accept", {}).items())),
         docker_image=config.get("docker_image", "postgres:15"),
         cache_size=max(0, int(config.get("cache_size", 5))),
+        cache_dir=(os.path.normpath(here / Path(cache_dir).expanduser()) if cache_dir
+                   else _config_folder(config.get("cache_dir"), find_pyproject(root)) or ""),
         databases=tuple(dict.fromkeys(databases or config.get("databases", []))),
         rows=rows if rows is not None else int(config.get("rows", 3)),
         data_seed=data_seed if data_seed is not None else int(config.get("data_seed", 0)),

@@ -95,6 +95,9 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        help="make forward findings of these kinds fail the run: rewrite, scan, "
                        "blocking-index, lock; backward:KIND for a rollback's (default: findings "
                        "are reported, not failures)")
+    check.add_argument("--cache-dir", metavar="DIR",
+                       help="keep a portable copy of each cached base in DIR and restore bases "
+                       "from it on a server that lacks them (for CI caches)")
     check.add_argument("--no-safety", dest="safety", action="store_false", default=None,
                        help="do not measure locks, rewrites and scans")
     check.add_argument("--output", metavar="FILE",
@@ -155,6 +158,7 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
         data_seed=args.data_seed,
         safety=args.safety,
         fail_on=args.fail_on,
+        cache_dir=args.cache_dir,
     )
     from guard import interpreter
 

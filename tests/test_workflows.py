@@ -351,7 +351,8 @@ def test_the_docs_workflows_run_migration_guard() -> None:
         path.name: [a for c in _run_commands(_load(path)) if (a := _guard_arguments(c))]
         for path in DOCS_WORKFLOWS
     }
-    assert ["check", "--full"] in guard_runs["migration-tests.yml"]
+    assert ["check", "--full", "--cache-dir", ".migration-guard-cache"] in \
+        guard_runs["migration-tests.yml"]
     assert ["check", "--full"] in guard_runs["all-checks.yml"]
     pre_commit = [
         a for c in _run_commands(_load(REPO / "docs/workflows/migration-tests-pre-commit.yml"))

@@ -18,11 +18,12 @@ clones a half-built one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from guard.database import cache, throwaway
+from guard.database.portable import Folder
 from guard.database.server import Server, connect_maintenance, driver_errors, quote_ident
 from guard.errors import FatalError
 
@@ -43,6 +44,8 @@ class Base:
     """It was there: nothing was built."""
     reused: int = 0
     """Migrations that came from a smaller cached base (0: built from an empty database)."""
+    restored: bool = False
+    """It came from the cache folder's copy."""
     seeded: dict[str, Any] | None = None
     """What the seeding kept with the template."""
 
@@ -69,9 +72,10 @@ class Wanted:
 
 
 def ensure(server: Server, wanted: Wanted, build: Build, seed: Seed, *,
-           keep: int = cache.DEFAULT_SIZE) -> Base | None:
-    """The template for ``wanted``, made if missing; None when building or seeding failed
-    (nothing half-made is kept)."""
+           keep: int = cache.DEFAULT_SIZE, folder: Folder | None = None) -> Base | None:
+    """The template for ``wanted``, made if missing (restored from ``folder``, the cache
+    folder, if it holds a copy); None when building or seeding failed (nothing half-made is
+    kept)."""
     bare, final = wanted.names()
     found = _stamped(server, final)
     if found is not None:
@@ -79,22 +83,48 @@ def ensure(server: Server, wanted: Wanted, build: Build, seed: Seed, *,
     with cache.advisory_lock(server, final) as cur:
         if cache.exists(cur, final) and cache.touch(cur, final):  # made by a concurrent run
             return Base(final, cached=True, seeded=cache.annotation(server, final).get("seeded"))
+        restored = _restored(server, cur, final, folder)
+        if restored is not None:
+            cache.evict(server, keep, protect=(final,))
+            return Base(final, cached=True, restored=True, seeded=restored.get("seeded"))
         if bare == final:
-            reused = _bare(server, cur, bare, wanted, build)
+            reused = _bare(server, cur, bare, wanted, build, folder)
         else:
             with cache.advisory_lock(server, bare) as bare_cur:
-                reused = _bare(server, bare_cur, bare, wanted, build)
+                reused = _bare(server, bare_cur, bare, wanted, build, folder)
         if reused is None:
             return None
         seeded: dict[str, Any] | None = None
         if final != bare:
             building = throwaway.new_name("build")
             throwaway.create_database(server, building, template=bare)
-            seeded = _made(server, cur, final, seed, building, {"stage": "seeded"})
+            seeded = _made(server, cur, final, seed, building, {"stage": "seeded"}, folder)
             if seeded is None:
                 return None
     cache.evict(server, keep, protect=(bare, final))
+    if folder is not None:
+        folder.evict(keep, protect=(bare, final))
     return Base(final, cached=False, reused=reused, seeded=seeded or None)
+
+
+def _restored(server: Server, cur: Any, name: str, folder: Folder | None
+              ) -> dict[str, Any] | None:
+    """Restore the template ``name`` from the cache folder's copy: what its comment keeps, or
+    None if there is no usable copy (nothing is left behind then)."""
+    if folder is None or not (folder.path / f"{name}.json").exists():
+        return None
+    building = throwaway.new_name("restore")
+    throwaway.create_database(server, building)
+    comment: dict[str, Any] | None = None
+    try:
+        comment = folder.restore(name, building)
+        if comment is not None:
+            cur.execute(f"ALTER DATABASE {quote_ident(building)} RENAME TO {quote_ident(name)}")
+            cache.touch(cur, name, **comment)
+    finally:
+        if comment is None or cache.exists(cur, building):
+            throwaway.drop_database(server, building)
+    return comment
 
 
 def _stamped(server: Server, name: str) -> dict[str, Any] | None:
@@ -109,16 +139,23 @@ def _stamped(server: Server, name: str) -> dict[str, Any] | None:
         conn.close()
 
 
-def _bare(server: Server, cur: Any, name: str, wanted: Wanted, build: Build) -> int | None:
+def _bare(server: Server, cur: Any, name: str, wanted: Wanted, build: Build,
+          folder: Folder | None) -> int | None:
     """Make sure the bare template ``name`` exists, under its lock (held by ``cur``): how many
     of its migrations came from the cache (all if it was there, those of the smaller base it
     grew from, 0 if built from an empty database), or None if the build failed."""
     if cache.exists(cur, name) and cache.touch(cur, name):
         return len(wanted.migrations)
+    if _restored(server, cur, name, folder) is not None:
+        return len(wanted.migrations)
     stamp = {"stage": "bare", "environment": wanted.environment,
              "migrations": dict(wanted.migrations)}
     building, done = throwaway.new_name("build"), frozenset[str]()
     parent = closest(server, wanted)
+    if parent is None and folder is not None:  # a smaller one in the folder, put on the server
+        copy = closest_in(folder.entries(), wanted)
+        if copy is not None and _restored(server, cur, copy[0], folder) is not None:
+            parent = copy
     if parent is not None and _take(server, cur, parent[0], building,
                                     consume=wanted.rows is not None):
         done = parent[1]
@@ -128,7 +165,8 @@ def _bare(server: Server, cur: Any, name: str, wanted: Wanted, build: Build) -> 
     def fill(building: str) -> dict[str, Any] | None:
         return {} if build(building, done) else None
 
-    return None if _made(server, cur, name, fill, building, stamp) is None else len(done)
+    made = _made(server, cur, name, fill, building, stamp, folder)
+    return None if made is None else len(done)
 
 
 def _take(server: Server, cur: Any, parent: str, building: str, *, consume: bool) -> bool:
@@ -154,8 +192,14 @@ def _take(server: Server, cur: Any, parent: str, building: str, *, consume: bool
 def closest(server: Server, wanted: Wanted) -> tuple[str, frozenset[str]] | None:
     """The bare template of the same environment whose migrations are the largest subset of
     ``wanted``'s (same labels, same digests), and those labels; None if there is none."""
+    return closest_in([(name, kept) for name, _, kept in cache.entries(server)], wanted)
+
+
+def closest_in(entries: Sequence[tuple[str, dict[str, Any]]], wanted: Wanted
+               ) -> tuple[str, frozenset[str]] | None:
+    """:func:`closest` among ``entries`` (names and what their comments keep)."""
     best: tuple[str, frozenset[str]] | None = None
-    for name, _, kept in cache.entries(server):
+    for name, kept in entries:
         held = kept.get("migrations")
         if (kept.get("stage") != "bare" or kept.get("environment") != wanted.environment
                 or not isinstance(held, dict) or not held):
@@ -167,15 +211,19 @@ def closest(server: Server, wanted: Wanted) -> tuple[str, frozenset[str]] | None
 
 
 def _made(server: Server, cur: Any, name: str, fill: Seed, building: str,
-          stamp: dict[str, Any]) -> dict[str, Any] | None:
-    """``fill`` the new database ``building`` and rename it to ``name`` if that succeeded; what
-    ``fill`` returned, or None (and the database dropped) if it did not."""
+          stamp: dict[str, Any], folder: Folder | None) -> dict[str, Any] | None:
+    """``fill`` the new database ``building``, copy it to the cache folder, and rename it to
+    ``name`` if that succeeded; what ``fill`` returned, or None (and the database dropped) if
+    it did not."""
     kept: dict[str, Any] | None = None
     try:
         kept = fill(building)
         if kept is not None:
+            comment = {**stamp, "seeded": kept} if kept else stamp
+            if folder is not None:  # before the rename: a dump's connection stops a clone
+                folder.save(name, building, comment)
             cur.execute(f"ALTER DATABASE {quote_ident(building)} RENAME TO {quote_ident(name)}")
-            cache.touch(cur, name, **({**stamp, "seeded": kept} if kept else stamp))
+            cache.touch(cur, name, **comment)
     except driver_errors() as exc:
         raise FatalError(f"Cannot keep the base {name} on {server.describe()}: {exc}") from exc
     finally:

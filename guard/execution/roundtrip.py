@@ -44,6 +44,7 @@ class Outcome:
     base_count: int = 0
     base_cached: bool = False
     base_reused: int = 0
+    base_restored: bool = False
     """Base migrations that came from a cached template (all of them when ``base_cached``)."""
     steps: dict[MigrationKey, list[StepResult]] = field(default_factory=dict)
     denied: set[MigrationKey] = field(default_factory=set)

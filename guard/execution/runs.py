@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from guard.database import bases, cache, throwaway
+from guard.database import bases, cache, portable, throwaway
 from guard.database.server import Server, driver_errors, one_line
 from guard.errors import FatalError
 from guard.execution import seeding
@@ -49,8 +49,8 @@ class Progress(Protocol):
     """More than one alias is tested."""
 
     def line(self, text: str = "") -> None: ...
-    def base(self, count: int, seconds: float, *, cached: bool = False, reused: int = 0
-             ) -> None: ...
+    def base(self, count: int, seconds: float, *, cached: bool = False, reused: int = 0,
+             restored: bool = False) -> None: ...
     def rows(self, seeded: Seeded | None, settings: RowSettings) -> None: ...
     def step(self, key: MigrationKey, result: StepResult) -> None: ...
     def applying(self, index: int, total: int, key: MigrationKey, started: float) -> None: ...
@@ -84,6 +84,8 @@ class Settings:
     """The rows put in every base before the selection goes forward."""
     measure: bool = True
     """Measure locks, rewrites and scans (``--no-safety`` turns it off)."""
+    cache_dir: str = ""
+    """Where portable copies of the cached bases are kept ("": nowhere)."""
 
     @property
     def seeder(self) -> Seeder | None:
@@ -158,6 +160,7 @@ def run_all(
                 progress.alias = target.alias
                 progress.base(target.outcome.base_count, target.outcome.base_seconds,
                               cached=target.outcome.base_cached,
+                              restored=target.outcome.base_restored,
                               reused=target.outcome.base_reused)
                 progress.rows(target.outcome.seeded, settings.rows)
         for target in targets:
@@ -256,7 +259,12 @@ def _cached_bases(
             finally:
                 connections.close_all()
 
-        found = bases.ensure(server, wanted, build, seed, keep=settings.cache_size)
+        folder = (portable.Folder(Path(settings.cache_dir), server, versions[where])
+                  if settings.cache_dir else None)
+        found = bases.ensure(server, wanted, build, seed, keep=settings.cache_size,
+                             folder=folder)
+        for note in folder.notes if folder is not None else ():
+            progress.line(f"note: {note}")
         outcome = execution.outcome
         if found is None:
             progress.line(f"base{_on(progress, target)}: FAILED: {outcome.base_error}")
@@ -268,6 +276,7 @@ def _cached_bases(
             start = built[0] if built else base_state.clone()
         outcome.base_count = len(base)
         outcome.base_cached = found.cached
+        outcome.base_restored = found.restored
         outcome.base_reused = len(base) if found.cached else found.reused
         outcome.base_seconds = time.perf_counter() - started
         target.outcome = outcome

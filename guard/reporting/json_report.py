@@ -58,6 +58,7 @@ def _base_json(outcome: Outcome) -> dict[str, Any]:
         "seconds": round(outcome.base_seconds, 4),
         "cached": outcome.base_cached,
         "reused": outcome.base_reused,
+        "restored": outcome.base_restored,
         **({"error": outcome.base_error} if outcome.base_error else {}),
         **({"rows": outcome.seeded.to_dict()} if outcome.seeded is not None else {}),
     }

@@ -92,11 +92,14 @@ class Progress:
             what = what[:CHECK_WIDTH - 1].rstrip() + "…"
         self.line(f"check: {result.name}: FAILED: {what}")
 
-    def base(self, count: int, seconds: float, *, cached: bool = False, reused: int = 0
-             ) -> None:
-        """``reused``: of ``count``, those a smaller cached base already held."""
+    def base(self, count: int, seconds: float, *, cached: bool = False, reused: int = 0,
+             restored: bool = False) -> None:
+        """``reused``: of ``count``, those a smaller cached base already held; ``restored``:
+        it came from the cache folder."""
         what = f"{count} migration(s) outside the selection"
-        if reused == count and not cached:
+        if restored:
+            what += " (restored from the cache folder)"
+        elif reused == count and not cached:
             what += " (cached, new rows)"
         elif reused and not cached:
             what += f" (cached {reused} + applied {count - reused})"

@@ -48,6 +48,7 @@ FORWARDED = {
     "data_seed": "data_seed",
     "safety": "safety",
     "fail_on": "fail_on",
+    "cache_dir": "cache_dir",
 }
 
 
