@@ -19,10 +19,11 @@ MIGRATION = "orders/migrations/0002_order_status.py"
 
 
 def unique(shop: Path) -> str:
-    """Make this project's base unlike any other test's, so that its cache key is its own."""
+    """Make this project's base unlike any other test's, so that its cache key is its own: a
+    statement, not a comment, since a base is also found by what its migrations mean."""
     token = secrets.token_hex(6)
     path = shop / "catalog/migrations/0001_initial.py"
-    path.write_text(path.read_text() + f"\n# {token}\n")
+    path.write_text(path.read_text() + f"\nMIGRATION_GUARD_TEST = {token!r}\n")
     return token
 
 

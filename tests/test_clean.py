@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
 def test_clean_drops_caches_on_the_url_server(shop: Path, pg_url: str,
                                               pg_server: Server) -> None:
     path = shop / "catalog/migrations/0001_initial.py"
-    path.write_text(path.read_text() + f"\n# {os.getpid()} clean\n")  # a key of its own
+    path.write_text(path.read_text() + f"\nCLEAN_TEST = {os.getpid()}\n")  # a base of its own
     run = run_guard("check", shop / "orders/migrations/0002_order_status.py", "--project-dir",
                     shop, "--db", pg_url)
     assert run.returncode == 0, run.stderr

@@ -111,10 +111,22 @@ def test_a_changed_migration_is_never_grown_over(shop: Path, pg_url: str) -> Non
     unique(shop)
     check(shop, pg_url)
     path = shop / "catalog/migrations/0003_category.py"
-    path.write_text(path.read_text() + "\n# reformatted, but a different file\n")
+    path.write_text(path.read_text() + "\nCHANGED = True  # it means something else now\n")
     write(shop / "catalog/migrations/0004_gained.py", GAINED)
     run = check(shop, pg_url)
     assert (run.report["base"]["cached"], run.report["base"]["reused"]) == (False, 0)
+
+
+def test_a_formatter_over_the_base_keeps_it(shop: Path, pg_url: str) -> None:
+    """Comments, formatting and docstrings change a file's bytes (a new key) but not what it
+    means: the cached base is still the base, and only what main gained is applied."""
+    unique(shop)
+    check(shop, pg_url)
+    for path in sorted((shop / "catalog/migrations").glob("0*.py")):
+        path.write_text('"""Formatted."""\n# Licence header\n' + path.read_text() + "\n\n")
+    write(shop / "catalog/migrations/0004_gained.py", GAINED)
+    run = check(shop, pg_url)
+    assert (run.report["base"]["cached"], run.report["base"]["reused"]) == (False, 19)
 
 
 def test_rows_off_grows_the_bare_base_it_clones(shop: Path, pg_url: str) -> None:

@@ -36,7 +36,6 @@ GIT_SIDE = {
     "guard.selection.base",
     "guard.selection.push",
     "guard.selection.changes",
-    "guard.selection.semantic",
 }
 """Git's side of selection: the Django side (``guard.check`` and what it imports) has none of it."""
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from guard.selection.semantic import equivalent, normalised_dump
+from guard.planning.semantic import equivalent, normalised_dump
 
 # A migration as ``makemigrations`` writes it, with a data migration added by hand.
 MIGRATION = """\

@@ -60,6 +60,8 @@ class Wanted:
     """:func:`guard.database.cache.environment` without the rows."""
     rows: str | None
     """The row settings' part of the key, or None when no rows are made."""
+    meanings: Callable[[], Mapping[str, str]] | None = None
+    """Each migration's digest of what it means (formatting aside), worked out on demand."""
 
     def names(self) -> tuple[str, str]:
         """The bare template's name and the one a run clones (the same without rows)."""
@@ -148,12 +150,14 @@ def _bare(server: Server, cur: Any, name: str, wanted: Wanted, build: Build,
         return len(wanted.migrations)
     if _restored(server, cur, name, folder) is not None:
         return len(wanted.migrations)
+    meanings = dict(wanted.meanings()) if wanted.meanings is not None else None
     stamp = {"stage": "bare", "environment": wanted.environment,
-             "migrations": dict(wanted.migrations)}
+             "migrations": dict(wanted.migrations),
+             **({"meanings": meanings} if meanings is not None else {})}
     building, done = throwaway.new_name("build"), frozenset[str]()
-    parent = closest(server, wanted)
+    parent = closest(server, wanted, meanings)
     if parent is None and folder is not None:  # a smaller one in the folder, put on the server
-        copy = closest_in(folder.entries(), wanted)
+        copy = closest_in(folder.entries(), wanted, meanings)
         if copy is not None and _restored(server, cur, copy[0], folder) is not None:
             parent = copy
     if parent is not None and _take(server, cur, parent[0], building,
@@ -189,14 +193,17 @@ def _take(server: Server, cur: Any, parent: str, building: str, *, consume: bool
     return True
 
 
-def closest(server: Server, wanted: Wanted) -> tuple[str, frozenset[str]] | None:
+def closest(server: Server, wanted: Wanted, meanings: Mapping[str, str] | None = None
+            ) -> tuple[str, frozenset[str]] | None:
     """The bare template of the same environment whose migrations are the largest subset of
-    ``wanted``'s (same labels, same digests), and those labels; None if there is none."""
-    return closest_in([(name, kept) for name, _, kept in cache.entries(server)], wanted)
+    ``wanted``'s (same labels, same digests: of what they mean, where both sides know it), and
+    those labels; None if there is none."""
+    return closest_in([(name, kept) for name, _, kept in cache.entries(server)], wanted,
+                      meanings)
 
 
-def closest_in(entries: Sequence[tuple[str, dict[str, Any]]], wanted: Wanted
-               ) -> tuple[str, frozenset[str]] | None:
+def closest_in(entries: Sequence[tuple[str, dict[str, Any]]], wanted: Wanted,
+               meanings: Mapping[str, str] | None = None) -> tuple[str, frozenset[str]] | None:
     """:func:`closest` among ``entries`` (names and what their comments keep)."""
     best: tuple[str, frozenset[str]] | None = None
     for name, kept in entries:
@@ -204,7 +211,11 @@ def closest_in(entries: Sequence[tuple[str, dict[str, Any]]], wanted: Wanted
         if (kept.get("stage") != "bare" or kept.get("environment") != wanted.environment
                 or not isinstance(held, dict) or not held):
             continue
-        if all(wanted.migrations.get(label) == digest for label, digest in held.items()) and (
+        mine: Mapping[str, Any] = wanted.migrations
+        theirs = kept.get("meanings")
+        if meanings is not None and isinstance(theirs, dict) and set(theirs) == set(held):
+            mine, held = meanings, theirs
+        if all(mine.get(label) == digest for label, digest in held.items()) and (
                 best is None or len(held) > len(best[1])):
             best = (name, frozenset(held))
     return best

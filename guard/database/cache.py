@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard.database import throwaway
 from guard.database.server import Server, connect_maintenance, driver_errors, quote_ident
+from guard.planning import semantic
 from guard.planning.graph import migration_file
 from guard.types import MigrationKey, label
 
@@ -89,9 +90,15 @@ def key(*, sources: str, environment: str) -> str:
 
 
 def migration_digests(loader: MigrationLoader, base: Sequence[MigrationKey], *,
-                      project_dir: Path) -> dict[str, str]:
+                      project_dir: Path, meaning: bool = False) -> dict[str, str]:
     """Each base migration's digest, by label, in the base's order: its file and the project
-    code it imports. Read once per run; the same on every alias."""
+    code it imports. Read once per run; the same on every alias.
+
+    With ``meaning``, the file's digest is that of what it means (:mod:`guard.planning.
+    semantic`: comments, formatting, docstrings do not count), so that a base built before a
+    formatter ran over the migrations still counts as theirs; the project code it imports still
+    counts byte for byte. Parsing every file costs ~0.5 ms each: only done when no template has
+    the exact key."""
     modules = _project_modules(project_dir)
     read: dict[str, bytes] = {}
 
@@ -109,11 +116,18 @@ def migration_digests(loader: MigrationLoader, base: Sequence[MigrationKey], *,
         filename = migration_file(loader.graph.nodes[node])
         if filename:
             source = content(filename)
-            digest.update(source)
+            digest.update(_meaning(source) if meaning else source)
             for part in _imported_project_files(source, modules):
                 digest.update(b"\0" + content(part))
         digests[label(node)] = digest.hexdigest()[:20]
     return digests
+
+
+def _meaning(source: bytes) -> bytes:
+    try:
+        return semantic.normalised_dump(source.decode("utf-8")).encode()
+    except (SyntaxError, ValueError, RecursionError):  # then only the same bytes are the same
+        return source
 
 
 def sources_digest(digests: Mapping[str, str]) -> str:

@@ -214,6 +214,14 @@ def _cached_bases(
     start: ProjectState | None = None
     migrations = cache.migration_digests(loader, base, project_dir=settings.project_dir)
     by_label = {label(key): key for key in base}
+    known: list[dict[str, str]] = []
+
+    def meanings() -> dict[str, str]:  # only when a base is missing; once for every alias
+        if not known:
+            known.append(cache.migration_digests(loader, base, project_dir=settings.project_dir,
+                                                 meaning=True))
+        return known[0]
+
     rows = (json.dumps(seeding.key_part(settings.rows), sort_keys=True)
             if settings.rows.active else None)
     for target in targets:
@@ -223,7 +231,8 @@ def _cached_bases(
         if where not in versions:
             versions[where] = cache.server_version(server)
         wanted = bases.Wanted(migrations, cache.environment(
-            server_version=versions[where], settings=base_settings(target.alias)), rows)
+            server_version=versions[where], settings=base_settings(target.alias)), rows,
+            meanings=meanings)
         progress.alias = target.alias
         execution = Execution(loader, connections[target.alias], base=base, order=(),
                               cannot_reverse=set(), on_step=progress.step,

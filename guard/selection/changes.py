@@ -24,8 +24,9 @@ from pathlib import Path
 
 from guard.config import CheckOptions
 from guard.errors import FatalError
+from guard.planning import semantic
 from guard.selection import base as target
-from guard.selection import git, push, semantic
+from guard.selection import git, push
 
 CI_VARIABLES = (
     "CI",
