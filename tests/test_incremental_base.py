@@ -122,11 +122,15 @@ def test_a_formatter_over_the_base_keeps_it(shop: Path, pg_url: str) -> None:
     means: the cached base is still the base, and only what main gained is applied."""
     unique(shop)
     check(shop, pg_url)
+    write(shop / "catalog/migrations/0004_gained.py", GAINED)
+    grown = check(shop, pg_url)  # what the grown base's migrations mean is carried over
+    assert (grown.report["base"]["cached"], grown.report["base"]["reused"]) == (False, 19)
     for path in sorted((shop / "catalog/migrations").glob("0*.py")):
         path.write_text('"""Formatted."""\n# Licence header\n' + path.read_text() + "\n\n")
-    write(shop / "catalog/migrations/0004_gained.py", GAINED)
+    write(shop / "catalog/migrations/0005_gained_again.py", GAINED.replace(
+        "0003_category", "0004_gained").replace("catalog_gained", "catalog_again"))
     run = check(shop, pg_url)
-    assert (run.report["base"]["cached"], run.report["base"]["reused"]) == (False, 19)
+    assert (run.report["base"]["cached"], run.report["base"]["reused"]) == (False, 20)
 
 
 def test_rows_off_grows_the_bare_base_it_clones(shop: Path, pg_url: str) -> None:

@@ -60,8 +60,9 @@ class Wanted:
     """:func:`guard.database.cache.environment` without the rows."""
     rows: str | None
     """The row settings' part of the key, or None when no rows are made."""
-    meanings: Callable[[], Mapping[str, str]] | None = None
-    """Each migration's digest of what it means (formatting aside), worked out on demand."""
+    meanings: Callable[[Collection[str] | None], Mapping[str, str]] | None = None
+    """The digests of what the migrations with these labels (None: all) mean, formatting
+    aside: worked out on demand."""
 
     def names(self) -> tuple[str, str]:
         """The bare template's name and the one a run clones (the same without rows)."""
@@ -150,16 +151,16 @@ def _bare(server: Server, cur: Any, name: str, wanted: Wanted, build: Build,
         return len(wanted.migrations)
     if _restored(server, cur, name, folder) is not None:
         return len(wanted.migrations)
-    meanings = dict(wanted.meanings()) if wanted.meanings is not None else None
+    on_server = [(entry, kept) for entry, _, kept in cache.entries(server)]
+    in_folder = folder.entries() if folder is not None else []
+    parent, meanings = _parent(wanted, on_server, in_folder)
     stamp = {"stage": "bare", "environment": wanted.environment,
              "migrations": dict(wanted.migrations),
-             **({"meanings": meanings} if meanings is not None else {})}
+             **({"meanings": dict(meanings)} if meanings is not None else {})}
     building, done = throwaway.new_name("build"), frozenset[str]()
-    parent = closest(server, wanted, meanings)
-    if parent is None and folder is not None:  # a smaller one in the folder, put on the server
-        copy = closest_in(folder.entries(), wanted, meanings)
-        if copy is not None and _restored(server, cur, copy[0], folder) is not None:
-            parent = copy
+    if parent is not None and not any(parent[0] == entry for entry, _ in on_server) and (
+            _restored(server, cur, parent[0], folder) is None):  # the folder's, put on the server
+        parent = None
     if parent is not None and _take(server, cur, parent[0], building,
                                     consume=wanted.rows is not None):
         done = parent[1]
@@ -191,6 +192,32 @@ def _take(server: Server, cur: Any, parent: str, building: str, *, consume: bool
     except driver_errors():
         return False
     return True
+
+
+FEW = 20
+"""Below this many migrations to apply, what the base's migrations mean is not worked out anew
+(parsing every file costs more than applying a few): it is carried over from the parent."""
+
+
+def _parent(wanted: Wanted, on_server: Sequence[tuple[str, dict[str, Any]]],
+            in_folder: Sequence[tuple[str, dict[str, Any]]]
+            ) -> tuple[tuple[str, frozenset[str]] | None, Mapping[str, str] | None]:
+    """The base to grow from (on the server, else in the folder), and what the wanted
+    migrations mean (None when not known)."""
+    parent = closest_in(on_server, wanted) or closest_in(in_folder, wanted)
+    if wanted.meanings is None:
+        return parent, None
+    if parent is not None and len(wanted.migrations) - len(parent[1]) <= FEW:
+        kept = dict([*on_server, *in_folder]).get(parent[0], {}).get("meanings")
+        if isinstance(kept, dict) and parent[1] <= set(kept):
+            missing = [label for label in wanted.migrations if label not in parent[1]]
+            return parent, {**{label: kept[label] for label in parent[1]},
+                            **wanted.meanings(missing)}
+    meanings = wanted.meanings(None)
+    found = closest_in(on_server, wanted, meanings) or closest_in(in_folder, wanted, meanings)
+    if found is not None and (parent is None or len(found[1]) > len(parent[1])):
+        parent = found
+    return parent, meanings
 
 
 def closest(server: Server, wanted: Wanted, meanings: Mapping[str, str] | None = None

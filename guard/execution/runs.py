@@ -214,13 +214,14 @@ def _cached_bases(
     start: ProjectState | None = None
     migrations = cache.migration_digests(loader, base, project_dir=settings.project_dir)
     by_label = {label(key): key for key in base}
-    known: list[dict[str, str]] = []
+    known: dict[str, str] = {}
 
-    def meanings() -> dict[str, str]:  # only when a base is missing; once for every alias
-        if not known:
-            known.append(cache.migration_digests(loader, base, project_dir=settings.project_dir,
-                                                 meaning=True))
-        return known[0]
+    def meanings(labels: Collection[str] | None) -> dict[str, str]:  # when a base is missing
+        wanted = [key for key in base if labels is None or label(key) in labels]
+        todo = [key for key in wanted if label(key) not in known]
+        known.update(cache.migration_digests(loader, todo, project_dir=settings.project_dir,
+                                             meaning=True))
+        return {label(key): known[label(key)] for key in wanted}
 
     rows = (json.dumps(seeding.key_part(settings.rows), sort_keys=True)
             if settings.rows.active else None)
