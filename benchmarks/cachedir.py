@@ -20,18 +20,15 @@ It prints each median, restored / warm (the issue's bar: 1.5x) and full restored
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import statistics
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from databases import Server, ServerError
+import comparison
+from databases import Server
 from rows import check
 from run import (
-    DEFAULT_URL,
     BenchmarkError,
     Guard,
     Project,
@@ -83,10 +80,7 @@ def benchmark(migrations: int, repeat: int, db: str, server: Server, seed: int) 
         left = leftovers(guard)
         if left:
             raise BenchmarkError(f"migration-guard left databases behind: {sorted(left)}")
-    medians = {name: statistics.median(seconds) for name, seconds in figures.items()}
-    for name, seconds in figures.items():
-        shown = ", ".join(f"{s:.2f}" for s in seconds)
-        print(f"  {name:<14} {medians[name]:6.2f}s  (runs: {shown})")
+    medians = comparison.medians(figures, 14)
     print(f"  restored / warm = {medians['restored'] / medians['warm']:.2f}x   "
           f"full restored / full cold = {medians['full restored'] / medians['full cold']:.2f}x"
           f"   (folder: {size / 1e6:.1f} MB)", flush=True)
@@ -94,20 +88,7 @@ def benchmark(migrations: int, repeat: int, db: str, server: Server, seed: int) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--migrations", type=int, default=300, metavar="N")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--db", default=DEFAULT_URL, help="migration-guard's --db")
-    parser.add_argument("--server", metavar="URL", default=DEFAULT_URL,
-                        help="the server of the generated project's own check")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        return benchmark(args.migrations, args.repeat, args.db, Server.from_url(args.server),
-                         args.seed)
-    except (BenchmarkError, ServerError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
+    return comparison.main(__doc__, argv, benchmark, repeat=5)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,14 @@ issue's bar being 1.5x.
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from databases import Server, ServerError
+import comparison
+from databases import Server
 from rows import check
 from run import (
-    DEFAULT_URL,
     BenchmarkError,
     Project,
     build_project,
@@ -97,32 +95,18 @@ def benchmark(migrations: int, repeat: int, db: str, server: Server, seed: int,
         left = leftovers(guard)
         if left:
             raise BenchmarkError(f"migration-guard left databases behind: {sorted(left)}")
-    medians = {name: statistics.median(seconds) for name, seconds in figures.items()}
-    for name, seconds in figures.items():
-        shown = ", ".join(f"{s:.2f}" for s in seconds)
-        print(f"  {name:<6} {medians[name]:6.2f}s  (runs: {shown})")
+    medians = comparison.medians(figures, 6)
     print(f"  moved / warm = {medians['moved'] / medians['warm']:.2f}x   "
           f"cold / warm = {medians['cold'] / medians['warm']:.2f}x", flush=True)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--migrations", type=int, default=300, metavar="N")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--db", default=DEFAULT_URL, help="migration-guard's --db")
-    parser.add_argument("--server", metavar="URL", default=DEFAULT_URL,
-                        help="the server of the generated project's own check")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", type=int, help="migration-guard's --rows (default: its own)")
-    args = parser.parse_args(argv)
-    extra = () if args.rows is None else ("--rows", str(args.rows))
-    try:
-        return benchmark(args.migrations, args.repeat, args.db, Server.from_url(args.server),
-                         args.seed, extra)
-    except (BenchmarkError, ServerError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
+    def rows(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--rows", type=int, help="migration-guard's --rows (default: its own)")
+
+    return comparison.main(__doc__, argv, benchmark, repeat=5, options=rows, extra=lambda args: (
+        () if args.rows is None else ("--rows", str(args.rows)),))
 
 
 if __name__ == "__main__":

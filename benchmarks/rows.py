@@ -18,17 +18,15 @@ It prints each median and the ratio rows / no rows.
 
 from __future__ import annotations
 
-import argparse
 import re
 import statistics
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from databases import Server, ServerError
+import comparison
+from databases import Server
 from run import (
-    DEFAULT_URL,
     BenchmarkError,
     Guard,
     Project,
@@ -101,20 +99,7 @@ def benchmark(migrations: int, repeat: int, db: str, server: Server, seed: int) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--migrations", type=int, default=300, metavar="N")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--db", default=DEFAULT_URL, help="migration-guard's --db")
-    parser.add_argument("--server", metavar="URL", default=DEFAULT_URL,
-                        help="the server of the generated project's own check")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        return benchmark(args.migrations, args.repeat, args.db, Server.from_url(args.server),
-                         args.seed)
-    except (BenchmarkError, ServerError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
+    return comparison.main(__doc__, argv, benchmark, repeat=5)
 
 
 if __name__ == "__main__":

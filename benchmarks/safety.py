@@ -13,16 +13,14 @@ ratio on / off; the issue's bar is 1.15x.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from databases import Server, ServerError
+import comparison
+from databases import Server
 from rows import check
-from run import DEFAULT_URL, BenchmarkError, build_project, drop_cache, find_guard, leftovers
+from run import BenchmarkError, build_project, drop_cache, find_guard, leftovers
 
 VARIANTS = (("safety", ()), ("no-safety", ("--no-safety",)))
 
@@ -43,30 +41,14 @@ def benchmark(migrations: int, repeat: int, db: str, server: Server, seed: int) 
         left = leftovers(guard)
         if left:
             raise BenchmarkError(f"migration-guard left databases behind: {sorted(left)}")
-    medians = {name: statistics.median(seconds) for name, seconds in warm.items()}
-    for name, seconds in warm.items():
-        shown = ", ".join(f"{s:.2f}" for s in seconds)
-        print(f"  warm {name:<10} {medians[name]:6.2f}s  (runs: {shown})")
+    medians = comparison.medians(warm, 10, "warm ")
     print(f"  warm: safety / no-safety = {medians['safety'] / medians['no-safety']:.3f}x",
           flush=True)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--migrations", type=int, default=300, metavar="N")
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--db", default=DEFAULT_URL, help="migration-guard's --db")
-    parser.add_argument("--server", metavar="URL", default=DEFAULT_URL,
-                        help="the server of the generated project's own check")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        return benchmark(args.migrations, args.repeat, args.db, Server.from_url(args.server),
-                         args.seed)
-    except (BenchmarkError, ServerError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
+    return comparison.main(__doc__, argv, benchmark, repeat=7)
 
 
 if __name__ == "__main__":

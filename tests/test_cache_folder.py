@@ -59,13 +59,19 @@ def test_a_server_without_the_base_restores_it_from_the_folder(
     assert (again.report["base"]["cached"], again.report["base"]["restored"]) == (True, False)
 
 
-def test_a_corrupt_copy_is_ignored_with_a_note(
-    shop: Path, pg_url: str, pg_server: Server, tmp_path: Path
-) -> None:
+@pytest.fixture
+def forgotten(shop: Path, pg_url: str, pg_server: Server, tmp_path: Path) -> Path:
+    """A cache folder holding this project's base, which the server has lost."""
     unique(shop)
     folder = tmp_path / "cache"
     check(shop, pg_url, folder)
     forget(pg_server, folder)
+    return folder
+
+
+def test_a_corrupt_copy_is_ignored_with_a_note(shop: Path, pg_url: str, forgotten: Path
+                                               ) -> None:
+    folder = forgotten
     for dump in folder.glob("*.dump"):  # same size, other bytes
         data = bytearray(dump.read_bytes())
         data[len(data) // 2] ^= 0xFF
@@ -76,13 +82,9 @@ def test_a_corrupt_copy_is_ignored_with_a_note(
     assert run.report["results"][0]["passed"] is True
 
 
-def test_a_foreign_copy_is_ignored_with_a_note(
-    shop: Path, pg_url: str, pg_server: Server, tmp_path: Path
-) -> None:
-    unique(shop)
-    folder = tmp_path / "cache"
-    check(shop, pg_url, folder)
-    forget(pg_server, folder)
+def test_a_foreign_copy_is_ignored_with_a_note(shop: Path, pg_url: str, forgotten: Path
+                                               ) -> None:
+    folder = forgotten
     for meta_path in folder.glob("*.json"):
         meta = json.loads(meta_path.read_text())
         meta["server_version"] = "9.6.24"
