@@ -23,6 +23,7 @@ from guard.errors import CHECK_FAILED, PASSED, FatalError
 from guard.execution import checks, routing, runs
 from guard.execution.roundtrip import Outcome
 from guard.execution.seeding import RowSettings
+from guard.planning import shards
 from guard.planning.graph import Plan, load_graph, make_plan, migration_file, state_after
 from guard.planning.reversibility import irreversible_operations
 from guard.reporting.model import Report
@@ -32,6 +33,7 @@ from guard.selection import paths
 from guard.types import MigrationKey, Selected, label
 
 if TYPE_CHECKING:
+    from django.db.migrations.graph import MigrationGraph
     from django.db.migrations.loader import MigrationLoader
     from django.db.migrations.state import ProjectState
 
@@ -84,6 +86,10 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
             f"of each project app with migrations ({', '.join(tested) or 'none'}) back and "
             "forth" + (f"; {without} project app(s) without migrations" if without else "")
         )
+        if options.shard:
+            report.shard = _shard(graph, chosen, options.shard)
+            chosen = dict(report.shard.chosen)
+            report.notes.append(report.shard.describe(options.last))
     elif options.paths:
         picked = paths.select_paths(loader, options.paths)
         chosen = picked.chosen
@@ -226,6 +232,13 @@ def _on_every_alias(
             left_out=aliases.left_out, placeholder=(provided.server, placeholder),
             progress=progress, meanwhile=meanwhile,
         )
+
+
+def _shard(graph: MigrationGraph, chosen: dict[MigrationKey, Selected],
+           spec: tuple[int, int]) -> shards.Shard:
+    """This run's part of the full run: ``spec`` is (I, N)."""
+    everything = make_plan(graph, chosen).order
+    return shards.split(graph, chosen, everything, spec[1])[spec[0] - 1]
 
 
 def _alias_notes(aliases: Aliases) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from guard import rowsconfig, safetyconfig
 from guard.database.server import parse_url
 from guard.errors import FatalError
+from guard.planning import shards
 
 Format = Literal["text", "json", "junit"]
 FORMATS: tuple[Format, ...] = ("text", "json", "junit")
@@ -36,6 +37,8 @@ class CheckOptions:
     paths: tuple[Path, ...] = ()
     full: bool = False
     last: int = DEFAULT_LAST
+    shard: tuple[int, int] | None = None
+    """``--shard I/N``: the full run's I-th of N parts (:mod:`guard.planning.shards`)."""
     settings: str | None = None
     """``--settings``; see :func:`guard.project.settings_module` for the full order."""
     config_settings: str | None = None
@@ -294,6 +297,7 @@ def build_options(
     safety: bool | None = None,
     fail_on: Sequence[str] | None = None,
     cache_dir: str | None = None,
+    shard: str | None = None,
     cwd: Path | None = None,
 ) -> CheckOptions:
     """Merge flags (which win) over the pyproject table into :class:`CheckOptions`."""
@@ -311,6 +315,9 @@ def build_options(
     last_n = last if last is not None else int(config.get("last", DEFAULT_LAST))
     if last_n < 1:
         raise FatalError(f"--last must be at least 1, not {last_n}.")
+    sharded = shards.parse(shard) if shard is not None else None
+    if sharded and not (full or mode == "full"):
+        raise FatalError(f"--shard {shard} splits the full run: add --full (or --mode full).")
     if rows is not None and rows < 0:
         raise FatalError(f"--rows must be 0 (no generated rows) or more, not {rows}.")
     return CheckOptions(
@@ -318,6 +325,7 @@ def build_options(
         paths=tuple((here / p).resolve() for p in paths),
         full=full,
         last=last_n,
+        shard=sharded,
         settings=settings,
         config_settings=config.get("settings"),
         db=spec,
@@ -355,44 +363,3 @@ def build_options(
 
 def _listed(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
-
-
-def to_json(options: CheckOptions) -> str:
-    """The options as JSON, for the Django side in the project's own interpreter."""
-    import dataclasses
-    import json
-
-    data: dict[str, Any] = {}
-    for item in dataclasses.fields(options):
-        value = getattr(options, item.name)
-        if isinstance(value, Path):
-            value = str(value)
-        elif isinstance(value, (tuple, frozenset)):
-            value = sorted(value) if isinstance(value, frozenset) else list(value)
-            value = [str(v) if isinstance(v, Path) else v for v in value]
-        data[item.name] = value
-    return json.dumps(data)
-
-
-_PATH_FIELDS = {"project_dir"}
-_PATHS_FIELDS = {"paths", "deleted", "fixtures"}
-
-
-def from_json(text: str) -> CheckOptions:
-    import json
-
-    data: dict[str, Any] = json.loads(text)
-    for key in _PATH_FIELDS:
-        if data.get(key) is not None:
-            data[key] = Path(data[key])
-    for key in _PATHS_FIELDS:
-        data[key] = tuple(Path(p) for p in data.get(key, ()))
-    data["notes"] = tuple(data.get("notes", ()))
-    data["databases"] = tuple(data.get("databases", ()))
-    data["formats"] = tuple((fmt, file) for fmt, file in data.get("formats", [("text", None)]))
-    data["allow_irreversible"] = frozenset(data.get("allow_irreversible", ()))
-    data["fail_on"] = frozenset(data.get("fail_on", ()))
-    data["accept"] = tuple(tuple(pair) for pair in data.get("accept", ()))
-    if data.get("shown_root") is not None:
-        data["shown_root"] = tuple(data["shown_root"])
-    return CheckOptions(**data)

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from guard.config import CheckOptions, to_json
+from guard.config import CheckOptions
 from guard.errors import FatalError
+from guard.wire import to_json
 
 VENV_NAMES = (".venv", "venv", "env", ".virtualenv", "virtualenv")
 

@@ -65,6 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--settings", metavar="MODULE", help="Django settings module")
     clean.add_argument("--project-dir", type=Path, metavar="DIR",
                        help="the folder with manage.py (default: found from the current folder)")
+    report = commands.add_parser(
+        "report", help="work with JSON reports (merge the shards of a full run)",
+        description="Work with the JSON reports that check --format json=FILE writes.")
+    actions = report.add_subparsers(dest="action", metavar="ACTION", required=True)
+    merge = actions.add_parser(
+        "merge", help="merge the shards' JSON reports into one verdict and report",
+        description="Merge the JSON reports of check --full --shard I/N (every shard of one "
+        "run) into one report. Exit 1 if a shard failed, 2 if one is missing or two overlap.")
+    merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json")
+    merge.add_argument("--format", action="append", metavar="FORMAT[=FILE]",
+                       help="as for check: text (default), json or junit, on stdout or =FILE")
+    merge.add_argument("--output", metavar="FILE",
+                       help="write the report that would go to stdout to FILE instead")
+    merge.add_argument("--no-github", dest="github", action="store_false",
+                       help="under GitHub Actions, print no workflow annotations and write no "
+                       "step summary")
     return parser
 
 
@@ -74,6 +90,9 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        "each project app backward and forward again")
     check.add_argument("--last", type=int, metavar="N",
                        help="how many migrations per app --full rolls back (default 5)")
+    check.add_argument("--shard", metavar="I/N",
+                       help="with --full: run the I-th of N parts of the full run, split by "
+                       "app (merge their JSON reports with 'migration-guard report merge')")
     check.add_argument("--settings", metavar="MODULE", help="Django settings module")
     check.add_argument("--project-dir", type=Path, metavar="DIR",
                        help="the folder with manage.py (default: found from the current folder)")
@@ -129,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return guarded(lambda: _pre_push(args))
     if args.command == "clean":
         return guarded(lambda: _clean(args))
+    if args.command == "report":
+        return guarded(lambda: _merge(args))
     if args.command == "install":
         from guard.install import install
 
@@ -159,6 +180,7 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
         safety=args.safety,
         fail_on=args.fail_on,
         cache_dir=args.cache_dir,
+        shard=args.shard,
     )
     from guard import interpreter
 
@@ -192,6 +214,19 @@ def _clean(args: argparse.Namespace) -> int:
         db=args.db,
     )
     return clean(options)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from guard.config import parse_formats
+    from guard.reporting.merge import merge
+    from guard.reporting.writers import write
+
+    formats = parse_formats(args.format or [], args.output, Path.cwd())
+    report, lines = merge(args.reports)
+    for line in lines:
+        print(f"migration-guard: {line}", file=sys.stderr)
+    write(report, formats, sys.stdout, github=args.github, environ=os.environ)
+    return errors.PASSED if report.passed else errors.CHECK_FAILED
 
 
 def _pre_push(args: argparse.Namespace) -> int:

@@ -11,8 +11,8 @@ import sys
 
 
 def main() -> int:
-    from guard.config import from_json
     from guard.error_handler import guarded
+    from guard.wire import from_json
 
     options = from_json(sys.stdin.read())
     sys.stdin.close()

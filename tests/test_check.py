@@ -120,6 +120,8 @@ def test_irreversible_run_python_is_found_before_any_database_work(
         "migration": "orders.0003_irreversible",
         "operation": "RunPython(forwards) has no reverse_code",
         "accepted": False,
+        "index": 1,
+        "fix": "migrations.RunPython(forwards, reverse_code=migrations.RunPython.noop)",
     }]
     stderr = run.stderr
     assert stderr.index("orders.0003_irreversible: operation 1") < stderr.index("database:")

@@ -156,10 +156,14 @@ def _option_problems(arguments: list[str]) -> list[str]:
     commands = _subparsers(parser)
     if not arguments or arguments[0] not in commands:
         return [f"no such sub-command in {arguments}: choose from {sorted(commands)}"]
-    known = {o for a in commands[arguments[0]]._actions for o in a.option_strings}
+    command, depth = commands[arguments[0]], 1
+    while _subparsers(command) and arguments[depth:depth + 1] and \
+            arguments[depth] in _subparsers(command):  # report merge ...
+        command, depth = _subparsers(command)[arguments[depth]], depth + 1
+    known = {o for a in command._actions for o in a.option_strings}
     problems = [
-        f"{arguments[0]}: no option {word.split('=')[0]}"
-        for word in arguments[1:]
+        f"{' '.join(arguments[:depth])}: no option {word.split('=')[0]}"
+        for word in arguments[depth:]
         if word.startswith("-") and word != "-" and word.split("=")[0] not in known
     ]
     errors = io.StringIO()
@@ -204,7 +208,8 @@ def _expand_matrix(matrix: dict[str, Any]) -> list[dict[str, Any]]:
 def test_the_workflows_are_there() -> None:
     assert MAIN in PROJECT_WORKFLOWS
     assert {p.name for p in DOCS_WORKFLOWS} >= {
-        "migration-tests.yml", "migration-tests-pre-commit.yml", "all-checks.yml"
+        "migration-tests.yml", "migration-tests-pre-commit.yml", "all-checks.yml",
+        "migration-tests-sharded.yml",
     }
 
 
@@ -320,6 +325,9 @@ def test_the_command_check_catches_unknown_options() -> None:
     assert _option_problems(["check", "--mode", "sometimes"])  # a value argparse refuses
     assert _option_problems(["verify"])
     assert _option_problems(["clean", "--full"])
+    assert not _option_problems(["report", "merge", "a.json", "--format", "junit=r.xml"])
+    assert _option_problems(["report", "merge", "a.json", "--full"])[0] == \
+        "report merge: no option --full"
 
 
 def test_shell_commands_are_split_like_a_shell() -> None:
@@ -354,11 +362,35 @@ def test_the_docs_workflows_run_migration_guard() -> None:
     assert ["check", "--full", "--cache-dir", ".migration-guard-cache"] in \
         guard_runs["migration-tests.yml"]
     assert ["check", "--full"] in guard_runs["all-checks.yml"]
+    assert guard_runs["migration-tests-sharded.yml"] == [
+        ["check", "--full", "--shard", "$SHARD/$SHARDS", "--cache-dir", ".migration-guard-cache",
+         "--format", "json=migration-report-$SHARD.json", "--no-github"],
+        ["report", "merge", "reports/*.json", "--format", "junit=migration-report.xml"],
+    ]
     pre_commit = [
         a for c in _run_commands(_load(REPO / "docs/workflows/migration-tests-pre-commit.yml"))
         if (a := _pre_commit_run(c))
     ]
     assert pre_commit == [["migration-guard", "--all-files"]]
+
+
+def test_the_sharded_workflow_runs_every_shard_and_merges_them() -> None:
+    jobs = _jobs(_load(REPO / "docs/workflows/migration-tests-sharded.yml"))
+    shards = jobs["migrations"]
+    matrix = _expand_matrix(shards["strategy"]["matrix"])
+    assert [job["shard"] for job in matrix] == list(range(1, shards["env"]["SHARDS"] + 1))
+    assert shards["strategy"]["fail-fast"] is False  # a failed shard must not cancel the others
+    assert shards["env"]["SHARD"] == "${{ matrix.shard }}"
+    steps = {step.get("uses", "").split("@")[0]: step for step in shards["steps"]}
+    assert "${{ matrix.shard }}" in steps["actions/cache"]["with"]["key"]
+    upload = steps["actions/upload-artifact"]
+    assert upload["if"] == "always()" and upload["with"]["path"] == \
+        "migration-report-${{ matrix.shard }}.json"
+    merge = jobs["report"]
+    assert merge["needs"] == ["migrations"] and "always()" in merge["if"]
+    download = next(s for s in merge["steps"] if "download-artifact" in s.get("uses", ""))
+    assert download["with"]["pattern"] == "migration-report-*"
+    assert download["with"]["merge-multiple"] is True and download["with"]["path"] == "reports"
 
 
 @pytest.mark.parametrize("path", DOCS_WORKFLOWS, ids=_rel)

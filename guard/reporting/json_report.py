@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from guard.execution.roundtrip import Outcome
+from guard.planning.shards import Shard
 from guard.reporting.model import Report
 from guard.reporting.text import step_hint
 from guard.types import MigrationKey, StepResult, label
@@ -73,11 +74,22 @@ def _rows_json(report: Report) -> dict[str, Any] | None:
             "fixtures": [str(f) for f in rows.fixtures]}
 
 
+def _shard_json(shard: Shard | None) -> dict[str, Any] | None:
+    if shard is None:
+        return None
+    return {"index": shard.index, "count": shard.count, "apps": list(shard.apps),
+            "migrations": [label(k) for k in shard.owned],
+            "full_run": [label(k) for k in shard.everything]}
+
+
 def as_json(report: Report) -> dict[str, Any]:
     return {
         "mode": report.mode,
         "passed": report.passed,
         "seconds": round(report.seconds, 3),
+        "last": report.last,
+        "shard": _shard_json(report.shard),
+        **({"merged_shards": report.merged} if report.merged else {}),
         "project": {"dir": report.project_dir, "settings": report.settings},
         "database": report.database,
         "selected": [
@@ -99,7 +111,8 @@ def as_json(report: Report) -> dict[str, Any]:
         "not_run": [{"migration": label(k), "reason": why} for k, why in report.not_run.items()],
         "not_tested": report.not_tested,
         "irreversible": [
-            {"migration": label(i.migration), "operation": i.operation, "accepted": ok}
+            {"migration": label(i.migration), "operation": i.operation, "accepted": ok,
+             "index": i.index + 1, **({"fix": i.fix} if i.fix else {})}
             for i, ok in report.irreversible
         ],
         "results": [

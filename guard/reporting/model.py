@@ -13,6 +13,7 @@ from guard.execution.checks import CheckResult
 from guard.execution.roundtrip import Outcome
 from guard.execution.seeding import RowSettings
 from guard.planning.reversibility import Irreversible
+from guard.planning.shards import Shard
 from guard.reporting.policy import failing
 from guard.types import Finding, MigrationKey, Selected, StepResult, label
 
@@ -54,6 +55,10 @@ class Report:
     measured: bool = True
     """Locks, rewrites and scans were measured (not ``--no-safety``)."""
     seconds: float = 0.0
+    shard: Shard | None = None
+    """``--shard I/N``: which part of the full run this is."""
+    merged: int = 0
+    """How many shards' reports ``report merge`` made this one of (0: a run's own)."""
 
     @property
     def several(self) -> bool:

@@ -103,7 +103,10 @@ def summary_line(report: Report) -> str:
     verdict = "passed" if report.passed else "FAILED"
     return (
         f"migration-guard {verdict}: " + "; ".join(parts)
-        + f" ({report.mode} mode, {report.database.get('provider', '?')} database"
+        + f" ({report.mode} mode"
+        + (f", shard {report.shard.index}/{report.shard.count}" if report.shard else "")
+        + (f", {report.merged} shards merged" if report.merged else "")
+        + f", {report.database.get('provider', '?')} database"
         + (f", {len(report.aliases)} aliases" if report.several else "")
         + f", {report.seconds:.1f}s)"
     )

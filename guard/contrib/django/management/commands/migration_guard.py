@@ -49,6 +49,7 @@ FORWARDED = {
     "safety": "safety",
     "fail_on": "fail_on",
     "cache_dir": "cache_dir",
+    "shard": "shard",
 }
 
 
