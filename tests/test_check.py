@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -216,7 +217,12 @@ def test_text_output_names_selection_steps_and_summary(shop: Path, pg_url: str) 
     run = run_guard("check", path, "--project-dir", shop, "--db", pg_url)
     assert run.returncode == 1
     assert "orders.0003_leftover  given" in run.stderr
-    assert "backward      orders.0003_leftover" in run.stderr
+    # One progress line for the migration, its three steps and times, what failed under it.
+    assert re.search(r"^  orders\.0003_leftover +FAILED +forward [0-9.]+s \| backward FAILED "
+                     r"[0-9.]+s \| forward-again FAILED [0-9.]+s$", run.stderr, re.MULTILINE), \
+        run.stderr
+    assert ("      backward: rolling it back does not restore the schema from before it"
+            in run.stderr)
     assert "FAILED orders.0003_leftover: backward:" in run.stdout
     assert "hint:" in run.stdout
     assert run.stdout.splitlines()[-1].startswith("migration-guard FAILED: 0 of 1 migration(s)")

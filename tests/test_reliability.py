@@ -207,7 +207,7 @@ def _caches_touched_by(server: Server, pid: int) -> list[str]:
 
 def test_sigterm_during_the_backward_step(shop: Path, pg_url: str) -> None:
     path = sql_migration(shop, "orders", "0003_slow_back", "0002_order_status", "SELECT 1", SLEEP)
-    proc = start(shop, str(path), "--db", pg_url)
+    proc = start(shop, str(path), "--db", pg_url, "-v")  # -v: a line per step, as it ends
     seen = wait_for(proc, "forward       orders.0003_slow_back")
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)

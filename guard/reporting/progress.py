@@ -40,6 +40,13 @@ class Progress:
         """The alias whose lines come next."""
         self.width = 40
         """Of the migration column: wider when the names carry their alias."""
+        self.total = 0
+        """Migrations in the round trip (for its live progress)."""
+        self._pending: dict[tuple[str, MigrationKey], list[StepResult]] = {}
+        """Each migration's steps so far, until its line is written."""
+        self._done: dict[str, int] = {}
+        """Steps of each kind done in this alias's round trip."""
+        self._started: float | None = None
 
     def _named(self, text: str) -> str:
         return f"{text} on {self.alias}" if self.several else text
@@ -74,6 +81,7 @@ class Progress:
         if not report.selected:
             self.line("selected: no migrations")
             return
+        self.total = len(report.selected)
         self.line(f"selected {len(report.selected)} migration(s):")
         width = max(len(label(s.migration)) for s in report.selected)
         if self.several:
@@ -117,22 +125,79 @@ class Progress:
             self.line(f"      note: {note}")
 
     def step(self, key: MigrationKey, result: StepResult) -> None:
-        status = {True: "ok", False: "FAILED", None: "skipped"}[result.ok]
+        """After each step of the round trip. With ``-v``, one line per step and all it found;
+        else one line per migration once its three steps are done (its failures and findings
+        under it), and meanwhile the live progress of the round trip."""
+        if self.verbose:
+            self._step_lines(key, result)
+            return
+        steps = self._pending.setdefault((self.alias, key), [])
+        steps.append(result)
+        self._done[result.step] = self._done.get(result.step, 0) + 1
+        if result.step == "forward-again":
+            self._migration(key, self._pending.pop((self.alias, key)))
+        self._round_trip(key, result)
+
+    def done(self) -> None:
+        """The alias's round trip ended (maybe early): the lines of the migrations left."""
+        for alias, key in list(self._pending):
+            if alias == self.alias:
+                self._migration(key, self._pending.pop((alias, key)))
+        self._done.clear()
+        self._started = None
+
+    def _round_trip(self, key: MigrationKey, result: StepResult) -> None:
+        now = time.monotonic()
+        if self._started is None:
+            self._started = now - result.seconds
+        total = f"/{self.total}" if self.total else ""
+        text = (f"  round trip: {result.step} {self._done[result.step]}{total} "
+                f"{self._named(label(key))} ({now - self._started:.0f}s)")
+        if self.live:
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write("\r\033[K" + text[:width])
+            self.stream.flush()
+            self._shown, self._last = True, now
+        elif now - self._last >= PLAIN_EVERY:
+            self.line(text)
+
+    def _migration(self, key: MigrationKey, steps: list[StepResult]) -> None:
+        """One migration's line: its steps and times; under it what failed and what was
+        found."""
+        if any(s.ok is False for s in steps):
+            status = "accepted" if key in self.accepted else "FAILED"
+        else:
+            status = "ok" if any(s.ok for s in steps) else "skipped"
+        parts = [f"{s.step}{'' if s.ok else ' ' + _STATUS[s.ok]} {s.seconds:.2f}s"
+                 if s.ok is not None else f"{s.step} skipped" for s in steps]
+        self.line(f"  {self._named(label(key)):<{self.width}} {status:<8} {' | '.join(parts)}")
+        for result in steps:
+            if result.ok is False:
+                self.line(f"      {result.step}: {result.error}")
+            for lost in result.rows_lost:
+                self.line(f"      warning: {result.step}: {lost}")
+            for line in findings.step_lines(result, verbose=False):
+                self.line(f"      {result.step}: {line}")
+
+    def _step_lines(self, key: MigrationKey, result: StepResult) -> None:
+        status = _STATUS[result.ok]
         if result.ok is False and key in self.accepted:
             status = "accepted"
         self.line(
             f"  {result.step:<13} {self._named(label(key)):<{self.width}} {status:<7} "
             f"{result.seconds:6.2f}s"
         )
-        if result.ok is False or (self.verbose and result.ok is None):
+        if result.ok is False or result.ok is None:
             self.line(f"      {result.error}")
-        if self.verbose:
-            for warning in result.warnings:
-                self.line(f"      warning: {warning}")
+        for warning in result.warnings:
+            self.line(f"      warning: {warning}")
         for lost in result.rows_lost:
             self.line(f"      warning: {lost}")
-        for line in findings.step_lines(result, verbose=self.verbose):
+        for line in findings.step_lines(result, verbose=True):
             self.line(f"      {line}")
+
+
+_STATUS = {True: "ok", False: "FAILED", None: "skipped"}
 
 
 def _is_terminal(stream: TextIO) -> bool:
