@@ -255,3 +255,47 @@ def test_system_checks_honour_silenced_system_checks(shop: Path, pg_url: str) ->
     assert silenced.returncode == 0, silenced.stderr
     [system] = [c for c in silenced.report["checks"] if c["name"] == "system checks"]
     assert system == {"name": "system checks", "ok": True, "errors": [], "warnings": []}
+
+
+BROKEN_FORWARD = """
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("orders", "0002_order_status")]
+{atomic}
+    operations = [
+        migrations.RunSQL("CREATE TABLE orders_half (id int)", "DROP TABLE orders_half"),
+        migrations.RunSQL("SELECT * FROM no_such_table", migrations.RunSQL.noop),
+    ]
+"""
+
+
+def test_what_applied_before_a_failed_forward_still_goes_back_and_forth(
+    shop: Path, pg_url: str
+) -> None:
+    write(shop / "orders/migrations/0003_broken.py", BROKEN_FORWARD.format(atomic=""))
+    run = run_guard("check", "--full", "--last", "2", "--project-dir", shop, "--db", pg_url,
+                    "--format", "json")
+    assert run.returncode == 1, run.stderr
+    assert run.failed_steps() == [("orders.0003_broken", "forward")]
+    steps = {r["migration"]: [(s["step"], s["ok"]) for s in r["steps"]]
+             for r in run.report["results"]}
+    assert steps.pop("orders.0003_broken") == [("forward", False)]
+    # The five before it were rolled back and applied again, not only applied.
+    assert len(steps) == 5 and all(
+        s == [("forward", True), ("backward", True), ("forward-again", True)]
+        for s in steps.values()), steps
+
+
+def test_a_half_done_non_atomic_failure_stops_the_round_trip(shop: Path, pg_url: str) -> None:
+    # Its first statement committed: the schema is not the one the migrations before it left,
+    # so comparing their rollbacks with it would blame them for orders_half.
+    write(shop / "orders/migrations/0003_broken.py",
+          BROKEN_FORWARD.format(atomic="    atomic = False\n"))
+    run = run_guard("check", "--full", "--last", "2", "--project-dir", shop, "--db", pg_url,
+                    "--format", "json")
+    assert run.returncode == 1, run.stderr
+    assert run.failed_steps() == [("orders.0003_broken", "forward")]
+    others = [r for r in run.report["results"] if r["migration"] != "orders.0003_broken"]
+    assert others and all([s["step"] for s in r["steps"]] == ["forward"] for r in others)

@@ -223,6 +223,19 @@ def look(apps, schema_editor):
     expect(all(0 <= k.score <= 10 for k in kinds) and any(k.score == 10 for k in kinds),
            "numbers within the validators' range, up to its edge")
     expect(all(k.level in (1, 2, 3) for k in kinds), "values a check constraint allows")
+    # A healthy migration must not fail on values no user could enter: an EmailField (Django's
+    # type for it is CharField's) holds addresses its validator takes, in lower case as sites
+    # keep them (healthchecks' accounts.0049 lower-cases every address, and refuses to when two
+    # accounts' addresses differ only in case), a URLField URLs.
+    from django.core.validators import EmailValidator, URLValidator
+
+    for k in kinds:
+        try:
+            EmailValidator()(k.email)
+            URLValidator()(k.url)
+        except Exception as exc:
+            expect(False, f"valid addresses and URLs, not {k.email!r}, {k.url!r}: {exc}")
+    expect(all(k.email == k.email.lower() for k in kinds), "addresses in lower case")
     expect(all(k.stream == [] for k in kinds), "an empty list for a third-party JSON field")
     expect(any(k.path for k in kinds), "arrays in a subclass of ArrayField")
     expect(all(":" in k.address or "." in k.address for k in kinds),

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from guard.errors import FatalError
 from guard.execution import contents, findings, routing, schema, undo, verdicts
+from guard.execution.executor import executor
 from guard.execution.seeding import Seeded
 from guard.planning.graph import ancestors_within
 from guard.types import MigrationKey, StepResult, label
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
-    from django.db.migrations.executor import MigrationExecutor
     from django.db.migrations.loader import MigrationLoader
     from django.db.migrations.state import ProjectState
 
@@ -84,7 +84,7 @@ class Execution:
         self.gauge = findings.Gauge(connection, enabled=measure)  # forward and backward steps
         self.rows: list[contents.Contents] = []
         """What the tables hold before each member of the selection, then after the last."""
-        self.executor = _executor(connection, loader)
+        self.executor = executor(connection, loader)
         self.outcome = Outcome()
         self.on_apply: OnApply | None = None  # live progress while the base is built
 
@@ -155,7 +155,11 @@ class Execution:
         self.rows = [self._contents()]
         applied: list[MigrationKey] = []
         if not self._forward(state, before, snapshots, applied):
-            return self.outcome
+            # Those that applied before the failure still go back and forth, unless it left
+            # the schema other than they did (a non-atomic migration's half-done work).
+            if not applied or schema.diff(snapshots[-1], self._snapshot()):
+                return self.outcome
+            self.order = list(applied)
         unapplied = self._backward(before, snapshots, applied)
         self._forward_again(before, snapshots, applied, unapplied)
         return self.outcome
@@ -383,18 +387,3 @@ class Execution:
             result.error = what
             result.schema_diff = list(found.differences)
         return found
-
-
-def _executor(connection: BaseDatabaseWrapper, loader: MigrationLoader) -> MigrationExecutor:
-    """Django's executor on ``connection``, sharing our loader: ``MigrationExecutor.__init__``
-    builds a second ``MigrationLoader`` (the whole graph again, tens of milliseconds on a large
-    project); apply_migration and unapply_migration use just the connection and the recorder."""
-    from django.db.migrations.executor import MigrationExecutor
-    from django.db.migrations.recorder import MigrationRecorder
-
-    executor = MigrationExecutor.__new__(MigrationExecutor)
-    executor.connection = connection
-    executor.loader = loader
-    executor.recorder = MigrationRecorder(connection)
-    executor.progress_callback = None
-    return executor

@@ -19,7 +19,7 @@ import math
 import random
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -91,8 +91,8 @@ def value(field: AnyField, row: int, *, unique: bool, seed: int, model: str,
         return choices[{0: 0, 1: -1}.get(row, rng.randrange(len(choices)))]
     if getattr(field, "width_field", None) or getattr(field, "height_field", None):
         return ""  # an image: else Django opens the file to read its size when the row is made
-    make = (_BY_DB_TYPE.get(_db_type(field, connection)) or _MAKERS.get(kind(field))
-            or _by_class(field))
+    make = (_BY_DB_TYPE.get(_db_type(field, connection)) or _by_class(field, _FORMATS)
+            or _MAKERS.get(kind(field)) or _by_class(field, _MAKERS))
     if make is None:
         if field.has_default():
             return field.get_default()
@@ -113,12 +113,14 @@ def _db_type(field: AnyField, connection: BaseDatabaseWrapper) -> str:
     return str(found or "").split("(")[0].strip().lower()
 
 
-def _by_class(field: AnyField) -> Maker | None:
-    """For a subclass of a known field whose type is its own class name (a subclass of
-    ``ArrayField``, which names no type of its own): the nearest known class's maker."""
-    for cls in type(field).__mro__[1:]:
-        if cls.__name__ in _MAKERS:
-            return _MAKERS[cls.__name__]
+def _by_class(field: AnyField, makers: Mapping[str, Maker]) -> Maker | None:
+    """The maker of the field's class or the nearest of its bases in ``makers``: for a field
+    whose values have a format its type does not tell (an ``EmailField`` is a ``CharField`` to
+    the backend, and its validator accepts only addresses), or a subclass of a known field whose
+    type is its own class name (a subclass of ``ArrayField``, which names no type of its own)."""
+    for cls in type(field).__mro__:
+        if cls.__name__ in makers:
+            return makers[cls.__name__]
     return None
 
 
@@ -356,6 +358,12 @@ _BY_DB_TYPE: dict[str, Maker] = {
     "macaddr": _mac,
     "macaddr8": _mac,
     "uuid": _uuid,
+}
+
+_FORMATS: dict[str, Maker] = {
+    # Django's types for these are CharField's; a real value is an address, in lower case as
+    # sites normalise them (Ünïcode text would fail the field's own validator).
+    "EmailField": _ascii("user.", "@example.com"), "URLField": _ascii("https://example.com/"),
 }
 
 _MAKERS: dict[str, Maker] = {

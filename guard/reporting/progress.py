@@ -84,8 +84,8 @@ class Progress:
         self.total = len(report.selected)
         self.line(f"selected {len(report.selected)} migration(s):")
         width = max(len(label(s.migration)) for s in report.selected)
-        if self.several:
-            self.width = max(self.width, width + len(" on ") + max(map(len, report.aliases)))
+        self.width = max(self.width, width + (len(" on ") + max(map(len, report.aliases))
+                                              if self.several else 0))
         for item in report.selected:
             why = describe_reason(item, report.last, report.mode)
             self.line(f"  {label(item.migration):<{width}}  {why}")
