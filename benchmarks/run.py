@@ -16,7 +16,9 @@ that adds one migration to ``app5``. On that branch it measures, each the median
 2. ``manage.py migrate`` from an empty database;
 3. ``migration-guard check`` in branch mode, cold (after ``migration-guard clean`` if it exists);
 4. the same, warm (after one unmeasured run);
-5. ``manage.py check``, the floor.
+5. ``manage.py check``, the floor;
+6. ``migration-guard check --full`` with an empty cache (the CI run on a fresh server), to
+   compare with (2): the issue's bar is 1.6x at N=300.
 
 The plain Django commands run on throwaway ``bench_seed_*`` databases on ``--server`` (created
 before and dropped after each run, outside the timing); migration-guard gets ``--db``.
@@ -65,7 +67,8 @@ DROPPED_VARIABLES = (
 )
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
                 "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
-COLUMNS = ("seed full (1)", "migrate (2)", "guard cold (3)", "guard warm (4)", "check (5)")
+COLUMNS = ("seed full (1)", "migrate (2)", "guard cold (3)", "guard warm (4)", "check (5)",
+           "full cold (6)")
 
 
 class BenchmarkError(Exception):
@@ -294,6 +297,15 @@ def guard_cold(guard: Guard, project: Project) -> float:
     return guard_check(guard, project).seconds
 
 
+def guard_full_cold(guard: Guard, project: Project) -> float:
+    """``check --full`` (the CI run) with an empty cache: every migration from an empty
+    database, the checks, then the last 5 of each app back and forth."""
+    if guard.clean:
+        run(guard.clean, cwd=project.path, env=base_env())
+    return run([guard.executable, "check", "--full", "--db", guard.db], cwd=project.path,
+               env=base_env()).seconds
+
+
 def plain_check(project: Project, server: Server) -> float:
     env = {**base_env(), **server.django_env("bench_main")}
     return manage(project.path, env, "check").seconds
@@ -316,6 +328,7 @@ def measure(project: Project, guard: Guard, options: Options) -> Row:
         print(guard_summary(warm_up), flush=True)
         record(row, COLUMNS[3], repeat, lambda: guard_check(guard, project).seconds)
         record(row, COLUMNS[4], repeat, lambda: plain_check(project, options.server))
+        record(row, COLUMNS[5], repeat, lambda: guard_full_cold(guard, project))
     return row
 
 
@@ -352,7 +365,7 @@ def _version(distribution: str) -> str:
 
 
 def table(rows: Sequence[Row]) -> str:
-    ratios = (("(1)/(4)", 0, 3), ("(4)/(5)", 3, 4), ("(3)/(2)", 2, 1))
+    ratios = (("(1)/(4)", 0, 3), ("(4)/(5)", 3, 4), ("(3)/(2)", 2, 1), ("(6)/(2)", 5, 1))
     header = f"{'migrations':>10}" + "".join(f"{c:>16}" for c in COLUMNS)
     header += "".join(f"{name:>9}" for name, _, _ in ratios)
     lines = [header, "-" * len(header)]
