@@ -163,11 +163,23 @@ def test_merge_fails_when_a_shard_failed_and_says_what_failed(
     assert [r.returncode for r in runs] == [1, 0], runs[1].stderr
     assert "shard 2/2: nothing to roll back" in runs[1].stderr
     assert json.loads((tmp_path / "2.json").read_text())["shard"]["migrations"] == []
-    merged = _merge(tmp_path / "1.json", tmp_path / "2.json")
+    summary = tmp_path / "summary.md"
+    merged = run_guard("report", "merge", tmp_path / "1.json", tmp_path / "2.json",
+                       env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary),
+                            "GITHUB_WORKSPACE": str(shop)})
     assert merged.returncode == 1, merged.stderr
     assert "FAILED orders.0003_leftover: backward:" in merged.stdout
+    # Under GitHub Actions the merge annotates the migration file and writes the step summary,
+    # as a check does (the shards ran with --no-github in the example workflow).
+    assert any(line.startswith("::error file=orders/migrations/0003_leftover.py,line=")
+               and "orders.0003_leftover backward" in line for line in merged.stdout.splitlines())
+    text = summary.read_text()
+    assert text.startswith("### migration-guard FAILED\n")
+    assert "| `orders.0003_leftover` | ✅ ok | ❌ failed | ❌ failed |" in text
     # As in the unsharded run: the failed reverse keeps everything before it applied, untested.
-    assert merged.stdout.splitlines()[-1].startswith(
+    [summary_line] = [line for line in merged.stdout.splitlines()
+                      if line.startswith("migration-guard ")]  # the annotations come after it
+    assert summary_line.startswith(
         "migration-guard FAILED: 0 of 6 migration(s) passed (full mode, 2 shards merged")
 
 
