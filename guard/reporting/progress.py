@@ -65,12 +65,17 @@ class Progress:
         now = time.monotonic()
         text = (f"  base: applying {index + 1}/{total} {label(key)}"
                 f"{self._named('')} ({now - started:.0f}s)")
+        self._live(text, now)
+
+    def _live(self, text: str, now: float) -> None:
+        """Long work's progress: on a terminal one line rewritten each time, else a plain line
+        every half minute."""
         if self.live:
             width = shutil.get_terminal_size().columns - 1
             self.stream.write("\r\033[K" + text[:width])
             self.stream.flush()
             self._shown, self._last = True, now
-        elif not self.live and now - self._last >= PLAIN_EVERY:
+        elif now - self._last >= PLAIN_EVERY:
             self.line(text)
 
     def selection(self, report: Report) -> None:
@@ -153,13 +158,7 @@ class Progress:
         total = f"/{self.total}" if self.total else ""
         text = (f"  round trip: {result.step} {self._done[result.step]}{total} "
                 f"{self._named(label(key))} ({now - self._started:.0f}s)")
-        if self.live:
-            width = shutil.get_terminal_size().columns - 1
-            self.stream.write("\r\033[K" + text[:width])
-            self.stream.flush()
-            self._shown, self._last = True, now
-        elif now - self._last >= PLAIN_EVERY:
-            self.line(text)
+        self._live(text, now)
 
     def _migration(self, key: MigrationKey, steps: list[StepResult]) -> None:
         """One migration's line: its steps and times; under it what failed and what was
