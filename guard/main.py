@@ -74,14 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Merge the JSON reports of check --full --shard I/N (every shard of one "
         "run) into one report. Exit 1 if a shard failed, 2 if one is missing or two overlap.")
     merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json")
-    merge.add_argument("--format", action="append", metavar="FORMAT[=FILE]",
-                       help="as for check: text (default), json or junit, on stdout or =FILE")
-    merge.add_argument("--output", metavar="FILE",
-                       help="write the report that would go to stdout to FILE instead")
-    merge.add_argument("--no-github", dest="github", action="store_false",
-                       help="under GitHub Actions, print no workflow annotations and write no "
-                       "step summary")
+    _add_report_options(merge)
     return parser
+
+
+def _add_report_options(command: argparse.ArgumentParser) -> None:
+    """Where reports go: the same for check and report merge."""
+    command.add_argument("--format", action="append", metavar="FORMAT[=FILE]",
+                         help="a report: text (default), json or junit, on stdout or with =FILE "
+                         "in that file; repeat for several (at most one on stdout)")
+    command.add_argument("--output", metavar="FILE",
+                         help="write the report that would go to stdout to FILE instead")
+    command.add_argument("--no-github", dest="github", action="store_false",
+                         help="under GitHub Actions, print no workflow annotations and write no "
+                         "step summary")
 
 
 def _add_check_options(check: argparse.ArgumentParser) -> None:
@@ -98,9 +104,6 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        help="the folder with manage.py (default: found from the current folder)")
     check.add_argument("--db", metavar="auto|settings|local|docker|URL",
                        help="where PostgreSQL comes from (default auto)")
-    check.add_argument("--format", action="append", metavar="FORMAT[=FILE]",
-                       help="a report: text (default), json or junit, on stdout or with =FILE "
-                       "in that file; repeat for several (at most one on stdout)")
     check.add_argument("--database", dest="databases", action="append", metavar="ALIAS",
                        help="test the migrations of this DATABASES alias; repeat for several "
                        "(default: every alias Django would migrate)")
@@ -119,11 +122,6 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        "from it on a server that lacks them (for CI caches)")
     check.add_argument("--no-safety", dest="safety", action="store_false", default=None,
                        help="do not measure locks, rewrites and scans")
-    check.add_argument("--output", metavar="FILE",
-                       help="write the report that would go to stdout to FILE instead")
-    check.add_argument("--no-github", dest="github", action="store_false",
-                       help="under GitHub Actions, print no workflow annotations and write no "
-                       "step summary")
     check.add_argument("--mode", choices=("auto", "changed", "full"), default="auto",
                        help="with no PATH: test what changed in git, or the full run "
                        "(default auto: full in CI or when no base is found)")
@@ -133,6 +131,7 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        default=None,
                        help="select modified migrations even when only comments, formatting, "
                        "docstrings or annotations changed")
+    _add_report_options(check)
     check.add_argument("-v", "--verbose", action="store_true", help="say more")
 
 
