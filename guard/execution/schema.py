@@ -19,6 +19,7 @@ aggregates, and Django's own table ``django_migrations`` with everything it owns
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import defaultdict
@@ -145,6 +146,7 @@ _IDENTITY = {"": None, "a": "always", "d": "by default"}
 _INDEX_NAME = re.compile(r'^(CREATE (?:UNIQUE )?INDEX )(?:"(?:[^"]|"")*"|\S+) ON ')
 
 
+@functools.lru_cache(maxsize=16384)  # a snapshot quotes the same few hundred names each time
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -185,10 +187,11 @@ def _build(catalog: dict[str, Any]) -> Schema:
             "partition_key": row["partition_key"],
             "comment": row["comment"],
         }
-    by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_table: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in catalog["columns"]:
-        by_table[_qualified(row["schema"], row["table"])].append(row)
-    for table, rows in by_table.items():
+        by_table[row["schema"], row["table"]].append(row)
+    for (schema_name, table_name), rows in by_table.items():
+        table = _qualified(schema_name, table_name)
         for position, row in enumerate(sorted(rows, key=lambda r: r["position"]), start=1):
             schema["column"][f"{table}.{_quote(row['name'])}"] = {
                 "table": table,
@@ -298,6 +301,8 @@ def diff(expected: Schema, actual: Schema) -> SchemaDiff:
     items: list[DiffItem] = []
     for kind in sorted(expected.keys() | actual.keys()):
         before, after = expected.get(kind, {}), actual.get(kind, {})
+        if before == after:  # the usual case, compared in C: nothing differs, nothing to warn
+            continue
         for identity in sorted(before.keys() | after.keys()):
             if identity not in after:
                 differences.append(f"{kind} {_label(kind, identity, before[identity])}: missing")
@@ -308,6 +313,8 @@ def diff(expected: Schema, actual: Schema) -> SchemaDiff:
                 items.append(DiffItem(kind, identity, "unexpected", after[identity]))
                 continue
             old, new = before[identity], after[identity]
+            if old == new:
+                continue
             label = _label(kind, identity, old)
             if not (isinstance(old, dict) and isinstance(new, dict)):
                 if old != new:
@@ -327,7 +334,8 @@ def diff(expected: Schema, actual: Schema) -> SchemaDiff:
                 else:
                     differences.append(line)
                     items.append(DiffItem(kind, identity, "changed", old, "names", new_names))
-    warnings.extend(_column_order(expected.get("column", {}), actual.get("column", {})))
+    if expected.get("column") != actual.get("column"):
+        warnings.extend(_column_order(expected.get("column", {}), actual.get("column", {})))
     return SchemaDiff(tuple(sorted(differences)), tuple(sorted(warnings)), tuple(items))
 
 
