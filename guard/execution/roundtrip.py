@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import FatalError
-from guard.execution import contents, findings, routing, schema, undo, verdicts
+from guard.execution import contents, findings, replay, routing, schema, undo, verdicts
 from guard.execution.executor import executor
 from guard.execution.seeding import Seeded
 from guard.planning.graph import ancestors_within
@@ -87,22 +87,31 @@ class Execution:
         self.executor = executor(connection, loader)
         self.outcome = Outcome()
         self.on_apply: OnApply | None = None  # live progress while the base is built
+        self.states: dict[MigrationKey, replay.Pairs | None] = {}
+        """Per member of D, the states of its first forward (see :mod:`.replay`)."""
 
     # -- the one place migrations are applied and unapplied ------------------------------------
 
-    def _apply(self, state: ProjectState, key: MigrationKey, *, measure: bool = False
-               ) -> ProjectState:
+    def _apply(self, state: ProjectState, key: MigrationKey, *, measure: bool = False,
+               first: bool = False) -> ProjectState:
+        """Apply ``key``; the ``first`` time, keep its states for the steps after it."""
         if "apps" not in state.__dict__:
             state.apps  # noqa: B018 - render once up front; Django does the same before applying
         migration = self.graph.nodes[key]
         with verdicts.watching(self.connection, migration, backwards=False) as self.watch, \
-                self.gauge.measuring(self.watch, migration.atomic, on=measure):
-            return self.executor.apply_migration(state, migration)
+                self.gauge.measuring(self.watch, migration.atomic, on=measure), \
+                replay.recording(migration, on=first) as recorded, \
+                replay.replaying(migration, self.states.get(key)):
+            state = self.executor.apply_migration(state, migration)
+        if first:
+            self.states[key] = replay.pairs(migration, recorded)
+        return state
 
     def _unapply(self, state_before: ProjectState, key: MigrationKey) -> None:
         migration = self.graph.nodes[key]
         with verdicts.watching(self.connection, migration, backwards=True) as self.watch, \
-                self.gauge.measuring(self.watch, migration.atomic, on=True):
+                self.gauge.measuring(self.watch, migration.atomic, on=True), \
+                replay.replaying(migration, self.states.get(key)):
             self.executor.unapply_migration(state_before.clone(), migration)  # it mutates it
 
     def _judge(self, key: MigrationKey, result: StepResult) -> None:  # locks, rewrites, scans
@@ -221,7 +230,7 @@ class Execution:
             before[key] = state.clone()
             try:
                 with routing.recording() as routed:
-                    state = self._apply(state, key, measure=True)
+                    state = self._apply(state, key, measure=True, first=True)
             except Exception as exc:
                 self._record_failure(key, StepResult(
                     "forward", False, time.perf_counter() - started, error=self._failure(exc),
