@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -299,3 +300,56 @@ def test_a_half_done_non_atomic_failure_stops_the_round_trip(shop: Path, pg_url:
     assert run.failed_steps() == [("orders.0003_broken", "forward")]
     others = [r for r in run.report["results"] if r["migration"] != "orders.0003_broken"]
     assert others and all([s["step"] for s in r["steps"]] == ["forward"] for r in others)
+
+
+def test_what_a_failed_forward_kept_from_running_did_not_pass(shop: Path, pg_url: str) -> None:
+    broken = write(shop / "catalog/migrations/0004_broken.py", (
+        "from django.db import migrations\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("catalog", "0003_category")]\n'
+        '    operations = [migrations.RunSQL("SELECT * FROM no_such_table")]\n'
+    ))
+    write(shop / "orders/migrations/0003_after.py", (
+        "from django.db import migrations\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("orders", "0002_order_status"), ("catalog", "0004_broken")]\n'
+        "    operations = []\n"
+    ))
+    report = shop / "report.json"
+    run = run_guard("check", broken, "--project-dir", shop, "--db", pg_url,
+                    "--format", "text", "--format", f"json={report}")
+    assert run.returncode == 1, run.stderr
+    results = {r["migration"]: r for r in json.loads(report.read_text())["results"]}
+    assert results["catalog.0004_broken"]["passed"] is False
+    after = results["orders.0003_after"]
+    assert after["passed"] is None
+    assert [(s["step"], s["ok"]) for s in after["steps"]] == [("forward", None)]
+    assert "0 of 2 migration(s) passed, 1 not run after a failure" in run.stdout
+
+
+PARSES_KEYS = '''
+from django.db import migrations
+
+
+def split_keys(apps, schema_editor):
+    for order in apps.get_model("orders", "Order").objects.all():
+        app, pk = order.status.split(":", 1)  # the app always writes "app:pk" (taiga's history)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("orders", "0002_order_status")]
+    operations = [migrations.RunPython(split_keys, migrations.RunPython.noop)]
+'''
+
+
+def test_a_data_migration_that_trips_over_generated_rows_says_how_to_fit_them(
+    shop: Path, pg_url: str
+) -> None:
+    path = write(shop / "orders/migrations/0003_split_keys.py", PARSES_KEYS)
+    run = check(shop, pg_url, path)
+    assert run.returncode == 1, run.stderr
+    forward = run.report["results"][0]["steps"][0]
+    assert forward["ok"] is False and "ValueError" in forward["error"]
+    assert "own Python code" in forward["hint"] and "seed = " in forward["hint"]
+    assert "--rows 0" in forward["hint"]
+    assert check(shop, pg_url, path, "--rows", "0").returncode == 0

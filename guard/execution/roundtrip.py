@@ -234,7 +234,8 @@ class Execution:
             except Exception as exc:
                 self._record_failure(key, StepResult(
                     "forward", False, time.perf_counter() - started, error=self._failure(exc),
-                    hint=verdicts.timeout_hint(exc, self.timeouts) or verdicts.forward_hint(exc),
+                    hint=verdicts.timeout_hint(exc, self.timeouts) or verdicts.forward_hint(
+                        exc, self.watch, rows=any(n for n, _ in self.rows[-1].values())),
                 ))
                 self._server_still_there(key, "forward", exc)
                 rest = self.order[index + 1:]

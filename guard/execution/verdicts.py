@@ -237,8 +237,26 @@ def timeout_hint(exc: BaseException, timeouts: Mapping[str, str]) -> str:
     return ""
 
 
-def forward_hint(exc: BaseException) -> str:
+def forward_hint(exc: BaseException, watch: Watch | None = None, *, rows: bool = False) -> str:
+    """What to do about a failed forward step; ``rows``: the tables held rows when it ran."""
+    from django.db import DatabaseError
+
     text = str(exc)
+    if watch is not None and watch.spans and watch.spans[-1].kind == "RunPython" \
+            and not isinstance(exc, DatabaseError):
+        told = "The migration's own Python code raised the error."
+        if not rows:
+            return (told + " The tables were empty when it ran, so the data is not the cause: "
+                    "`python manage.py migrate` on an empty database shows the traceback.")
+        return (
+            told + " The tables held rows when it ran (generated ones, and what earlier "
+            "migrations made). If it relies on values your app always writes in a certain "
+            "form, make the generated rows fit: seed = \"package.module:function\" in "
+            "[tool.migration-guard] is called after them with the historical models, or "
+            "fixtures with rows = 0 give rows of your own; --rows 0 checks it on empty "
+            "tables. If real rows can look like these, it would fail on them too: make it "
+            "handle them."
+        )
     if "already exists" in text and "Key (" not in text:
         return ("An object it creates already exists: the base state already has it, "
                 "or an earlier migration's reverse left it behind.")

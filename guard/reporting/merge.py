@@ -115,7 +115,7 @@ def _take(merged: Report, key: MigrationKey, ordered: Sequence[tuple[Path, Repor
     owner = next(report for _, report, shard in ordered if key in shard.owned)
     failed = [report for _, report, _ in ordered
               if report is not owner and any(s.migration == key for s in report.selected)
-              and not report.migration_passed(key) and key not in report.not_run]
+              and report.migration_failed(key) and key not in report.not_run]
     source = failed[0] if failed and owner.migration_passed(key) else owner
     merged.selected.append(next(s for s in owner.selected if s.migration == key))
     for field in (merged.files, merged.sources):

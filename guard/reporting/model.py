@@ -155,6 +155,8 @@ class Report:
         steps = self.steps(key, alias)
         if steps and not self.ran_on(key, alias) and all(s.ok is not False for s in steps):
             return None
+        if self._never_applied(steps):
+            return None  # an earlier migration failed to apply (the step says which)
         return (
             key not in self.accepted and key not in self.not_run and bool(steps)
             and not self.refused(key) and all(s.ok is not False for s in steps)
@@ -165,3 +167,18 @@ class Report:
         """Passed on every tested alias it ran on; one that ran nowhere never counts."""
         verdicts = [self.passed_on(key, alias) for alias in self.aliases]
         return True in verdicts and False not in verdicts
+
+    def migration_failed(self, key: MigrationKey) -> bool:
+        """Failed (or was refused or accepted) on some tested alias."""
+        return False in [self.passed_on(key, alias) for alias in self.aliases]
+
+    def stopped(self, key: MigrationKey) -> bool:
+        """Never applied on an alias it was to run on: a failure before it stopped the run."""
+        return key not in self.not_run and any(
+            self.ran_on(key, alias) and self._never_applied(self.steps(key, alias))
+            for alias in self.aliases
+        )
+
+    @staticmethod
+    def _never_applied(steps: list[StepResult]) -> bool:
+        return bool(steps) and steps[0].step == "forward" and steps[0].ok is None

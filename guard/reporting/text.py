@@ -89,12 +89,15 @@ def write_text(report: Report, out: TextIO) -> None:
 
 def summary_line(report: Report) -> str:
     count = len(report.selected)
-    failed = [s.migration for s in report.selected if not report.migration_passed(s.migration)]
+    passed = [s.migration for s in report.selected if report.migration_passed(s.migration)]
     checks_failed = [c.name for c in report.checks if not c.ok]
     accepted = [s.migration for s in report.selected if s.migration in report.accepted]
-    parts = [f"{count - len(failed)} of {count} migration(s) passed"]
+    stopped = [s.migration for s in report.selected if report.stopped(s.migration)]
+    parts = [f"{len(passed)} of {count} migration(s) passed"]
     if accepted:
         parts[0] += f", {len(accepted)} accepted"
+    if stopped:
+        parts[0] += f", {len(stopped)} not run after a failure"
     if report.not_run:
         parts[0] += f", {len(report.not_run)} ran on no database"
     if checks_failed:
