@@ -8,13 +8,14 @@ forward, backward and forward again on top of it.
 from __future__ import annotations
 
 import sys
+import traceback
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from guard.errors import ProjectError, location
+from guard.errors import FatalError, ProjectError, location
 from guard.types import MigrationKey, Selected, label
 
 if TYPE_CHECKING:
@@ -34,16 +35,37 @@ class Plan:
     """Every other migration, in apply order: the state D starts from."""
 
 
+def _importing(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of a project's migration module in the traceback."""
+    import django
+
+    django_dir = Path(django.__file__).resolve().parent
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if Path(f.filename).parent.name == "migrations"
+              and not Path(f.filename).resolve().is_relative_to(django_dir)]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
 def load_graph(deleted: Mapping[MigrationKey, Path] | None = None) -> MigrationLoader:
     """Django's loader with no database: the graph as a fresh database sees it.
 
     ``deleted`` names migrations whose files this change deletes, so that a migration still
     depending on one is reported as that."""
+    from django.db import DatabaseError
     from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
     from django.db.migrations.loader import MigrationLoader
 
     try:
         return MigrationLoader(None, ignore_no_migrations=True)
+    except DatabaseError as exc:
+        raise FatalError(
+            f"{_importing(exc) or 'A migration module'} queries the database when it is "
+            f"imported ({type(exc).__name__}: {' '.join(str(exc).split())}). migration-guard "
+            "imports every migration before any database of its own exists, with Django "
+            "pointed at one that does not exist yet, so that nothing of yours is touched. "
+            "Move the query into an operation: a RunPython (its schema_editor.connection) or "
+            "a RunSQL, which run on the database being migrated."
+        ) from exc
     except NodeNotFoundError as exc:
         origin = exc.origin
         if origin is None:
