@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 PASSED = 0
@@ -27,14 +28,17 @@ class ProjectError(FatalError):
     exit_code = CHECK_FAILED
 
 
-def location(exc: BaseException, within: Path | None = None) -> str:
-    """``file:line`` of the innermost frame (inside ``within`` if given), or of a SyntaxError."""
+def location(exc: BaseException, within: Path | None = None,
+             keep: Callable[[Path], bool] | None = None) -> str:
+    """``file:line`` of the innermost frame (inside ``within``, and of a file ``keep`` keeps,
+    if given), or of a SyntaxError."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{exc.filename}:{exc.lineno}"
     frames = [
         f for f in traceback.extract_tb(exc.__traceback__)
         if not f.filename.startswith("<")
         and (within is None or Path(f.filename).resolve().is_relative_to(within))
+        and (keep is None or keep(Path(f.filename)))
     ]
     if not frames:
         return ""

@@ -19,7 +19,7 @@ methods run as before.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,6 +35,19 @@ Recorded = dict[int, "ProjectState"]
 
 
 @contextmanager
+def _shadowing(target: Any, **attributes: Any) -> Iterator[None]:
+    """Set instance attributes on ``target`` for the block, then put back what was there."""
+    saved = {name: target.__dict__[name] for name in attributes if name in target.__dict__}
+    target.__dict__.update(attributes)
+    try:
+        yield
+    finally:
+        for name in attributes:
+            target.__dict__.pop(name, None)
+        target.__dict__.update(saved)
+
+
+@contextmanager
 def recording(migration: Migration, *, on: bool = True) -> Iterator[Recorded]:
     """Copies of the states the operations' ``database_forwards`` are called with (nothing is
     kept unless ``on``). The state after one operation is the state before the next.
@@ -42,35 +55,21 @@ def recording(migration: Migration, *, on: bool = True) -> Iterator[Recorded]:
     Wraps whatever ``database_forwards`` each operation has now (the watch's wrapper included)
     and puts it back afterwards."""
     recorded: Recorded = {}
-    if not on:
-        yield recorded
-        return
     last = len(migration.operations) - 1
-    previous: list[tuple[Any, bool, Any]] = []
-    for index, operation in enumerate(migration.operations):
-        had = "database_forwards" in operation.__dict__
-        original = operation.__dict__.get("database_forwards") if had else None
-        inner = operation.database_forwards
+    with ExitStack() as stack:
+        for index, operation in enumerate(migration.operations if on else ()):
 
-        def keeping(app_label: str, schema_editor: Any, from_state: ProjectState,
-                    to_state: ProjectState, *args: Any, _index: int = index, _inner: Any = inner,
-                    **kwargs: Any) -> Any:
-            if _index not in recorded:
-                recorded[_index] = from_state.clone()
-                if _index == last:
-                    recorded[_index + 1] = to_state.clone()
-            return _inner(app_label, schema_editor, from_state, to_state, *args, **kwargs)
+            def keeping(app_label: str, schema_editor: Any, from_state: ProjectState,
+                        to_state: ProjectState, *args: Any, _index: int = index,
+                        _inner: Any = operation.database_forwards, **kwargs: Any) -> Any:
+                if _index not in recorded:
+                    recorded[_index] = from_state.clone()
+                    if _index == last:
+                        recorded[_index + 1] = to_state.clone()
+                return _inner(app_label, schema_editor, from_state, to_state, *args, **kwargs)
 
-        operation.__dict__["database_forwards"] = keeping
-        previous.append((operation, had, original))
-    try:
+            stack.enter_context(_shadowing(operation, database_forwards=keeping))
         yield recorded
-    finally:
-        for operation, had, original in previous:
-            if had:
-                operation.__dict__["database_forwards"] = original
-            else:
-                operation.__dict__.pop("database_forwards", None)
 
 
 def pairs(migration: Migration, recorded: Recorded) -> Pairs | None:
@@ -130,9 +129,5 @@ def replaying(migration: Migration, states: Pairs | None) -> Iterator[None]:
             run(schema_editor, operation, "database_backwards", after, before)
         return project_state
 
-    migration.__dict__["apply"], migration.__dict__["unapply"] = apply, unapply
-    try:
+    with _shadowing(migration, apply=apply, unapply=unapply):
         yield
-    finally:
-        migration.__dict__.pop("apply", None)
-        migration.__dict__.pop("unapply", None)

@@ -8,7 +8,6 @@ forward, backward and forward again on top of it.
 from __future__ import annotations
 
 import sys
-import traceback
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,15 +34,12 @@ class Plan:
     """Every other migration, in apply order: the state D starts from."""
 
 
-def _importing(exc: BaseException) -> str:
-    """``file:line`` of the innermost frame of a project's migration module in the traceback."""
+def _project_migration(path: Path) -> bool:
+    """A module in a migrations folder that is not Django's own."""
     import django
 
-    django_dir = Path(django.__file__).resolve().parent
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if Path(f.filename).parent.name == "migrations"
-              and not Path(f.filename).resolve().is_relative_to(django_dir)]
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return path.parent.name == "migrations" and not path.resolve().is_relative_to(
+        Path(django.__file__).resolve().parent)
 
 
 def load_graph(deleted: Mapping[MigrationKey, Path] | None = None) -> MigrationLoader:
@@ -58,8 +54,9 @@ def load_graph(deleted: Mapping[MigrationKey, Path] | None = None) -> MigrationL
     try:
         return MigrationLoader(None, ignore_no_migrations=True)
     except DatabaseError as exc:
+        where = location(exc, keep=_project_migration) or "A migration module"
         raise FatalError(
-            f"{_importing(exc) or 'A migration module'} queries the database when it is "
+            f"{where} queries the database when it is "
             f"imported ({type(exc).__name__}: {' '.join(str(exc).split())}). migration-guard "
             "imports every migration before any database of its own exists, with Django "
             "pointed at one that does not exist yet, so that nothing of yours is touched. "
