@@ -139,7 +139,10 @@ def connect(server: Server, dbname: str) -> Connection:
                 "No PostgreSQL driver is installed in this interpreter: install psycopg2-binary "
                 "(or psycopg) next to Django."
             ) from None
-        conn: Any = psycopg.connect(**params, autocommit=True)
+        # Client-side binding, as psycopg2 does it: the server cannot bind parameters in
+        # utility statements (COMMENT ON DATABASE ... IS %s).
+        conn: Any = psycopg.connect(**params, autocommit=True,
+                                    cursor_factory=psycopg.ClientCursor)
         return conn  # type: ignore[no-any-return]
     conn = psycopg2.connect(**params)
     conn.autocommit = True
