@@ -66,6 +66,36 @@ def test_branch_mode_takes_committed_staged_unstaged_and_untracked_changes(
     assert len(every_edit.selection()) == 9  # catalog.0001 pulls in all the project's others
 
 
+def test_an_untracked_virtualenv_in_the_working_tree_is_not_the_projects_code(
+    repo: tuple[Path, Path], pg_url: str
+) -> None:
+    """Seen on django-oscar: a .venv in the repository that its .gitignore does not name put
+    Django's own migrations (and every other installed file) in the selection."""
+    work, _ = repo
+    git(work, "checkout", "-q", "-b", "feature")
+    (work / ".gitignore").write_text("__pycache__/\n")  # .venv is not ignored any more
+    env = work / "env"
+    write(env / "pyvenv.cfg", "home = /usr/bin\n")
+    installed = env / "lib/python3.11/site-packages/django/contrib/auth/migrations"
+    write(installed / "0001_initial.py", "# Django's own\n")
+    write(env / "lib/python3.11/site-packages/six.py", "# a package\n")
+    write(work / "orders/migrations/0003_mine.py",
+          migration(("orders", "0002_order_status"), "SELECT 1", "SELECT 1"))
+    run = check(work, pg_url)
+    assert run.returncode == 0, run.stderr
+    assert run.selection() == [("orders.0003_mine", "changed")]
+    assert run.report["ignored"] == []
+    notes = "\n".join(run.report["notes"])
+    assert "3 changed file(s) in the Python environment env" in notes
+
+    # With nothing of the project's changed, there is nothing to check.
+    (work / "orders/migrations/0003_mine.py").unlink()
+    commit_all(work, "ignore pycache only")
+    nothing = check(work, pg_url)
+    assert nothing.returncode == 0, nothing.stderr
+    assert "no Python file changed, nothing to check" in nothing.stderr
+
+
 def test_no_python_change_costs_nothing(repo: tuple[Path, Path], pg_url: str) -> None:
     work, _ = repo
     git(work, "checkout", "-q", "-b", "docs")

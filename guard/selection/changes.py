@@ -77,6 +77,36 @@ def _short(sha: str) -> str:
     return sha[:10]
 
 
+def _environment_of(path: Path, root: Path, known: dict[Path, Path | None]) -> Path | None:
+    """The Python environment (a virtualenv or conda folder in the working tree) that
+    ``path`` lies in, or None: its files are installed packages, not the project's."""
+    found: Path | None = None
+    for folder in path.parents:
+        if folder == root or root not in folder.parents:
+            break
+        if folder not in known:
+            known[folder] = folder if ((folder / "pyvenv.cfg").is_file()
+                                       or (folder / "conda-meta").is_dir()) else None
+        found = known[folder] or found
+    return found
+
+
+def _outside_environments(changes: Sequence[git.Change], root: Path
+                          ) -> tuple[list[git.Change], dict[Path, int]]:
+    """The changes, but those in Python environments inside the working tree (an untracked
+    ``.venv`` that no ``.gitignore`` names); how many were left out of each."""
+    known: dict[Path, Path | None] = {}
+    kept: list[git.Change] = []
+    left: dict[Path, int] = {}
+    for change in changes:
+        environment = _environment_of(change.path, root, known)
+        if environment is None:
+            kept.append(change)
+        else:
+            left[environment] = left.get(environment, 0) + 1
+    return kept, left
+
+
 def _classify(
     changes: Sequence[git.Change],
     *,
@@ -123,9 +153,15 @@ def _with_changes(
     mode: str,
     line: str,
 ) -> CheckOptions:
+    changes, environments = _outside_environments(changes, root)
     sources = _sources(root, changes, base, head) if options.semantic_diff else ()
     paths, unchanged, deleted = _classify(changes, old_source=sources)
     notes = [line]
+    for environment, count in sorted(environments.items()):
+        notes.append(
+            f"{count} changed file(s) in the Python environment {environment.relative_to(root)} "
+            "(installed packages, not the project's code) not looked at; add it to .gitignore"
+        )
     if unchanged:
         notes.append(
             f"{len(unchanged)} modified file(s) in migrations folders unchanged in meaning "
@@ -191,7 +227,7 @@ def decide(
     )
     run = _with_changes(options, root=root, changes=changes, base=base.merge_base, head=None,
                         mode="branch", line=line)
-    if not any(_is_python(c.path) for c in changes):
+    if not any(_is_python(c.path) for c in _outside_environments(changes, root)[0]):
         return Decision((), f"{line}: no Python file changed, nothing to check")
     return Decision((Run(run),))
 
