@@ -39,10 +39,12 @@ from run import (
     find_guard,
     leftovers,
     run,
+    settle,
 )
 
 
 def full(guard: Guard, project: Project, extra: Sequence[str]) -> Result:
+    settle()
     return run([guard.executable, "check", "--full", "--db", guard.db, *extra],
                cwd=project.path, env=base_env())
 

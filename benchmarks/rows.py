@@ -37,12 +37,14 @@ from run import (
     find_guard,
     leftovers,
     run,
+    settle,
 )
 
 VARIANTS = (("rows 3", ()), ("rows 0", ("--rows", "0")))
 
 
 def check(guard: Guard, project: Project, extra: Sequence[str]) -> Result:
+    settle()
     result = run([guard.executable, "check", "--db", guard.db, *extra], cwd=project.path,
                  env=base_env())
     if project.feature.label not in result.stderr:

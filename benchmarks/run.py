@@ -237,8 +237,30 @@ def find_guard(db: str) -> Guard:
     return Guard(executable, db, clean)
 
 
+def handoffs() -> list[int]:
+    """Live processes of migration-guard's handoff (Linux /proc): after a run's verdict, they
+    drop its database and make the next run's spare clone."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"guard.execution.handoff" in (entry / "cmdline").read_bytes() and (
+                    (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def settle(timeout: float = 60.0) -> None:
+    """Until the last run's handoff has finished, as it has between two pushes (not timed)."""
+    deadline = time.monotonic() + timeout
+    while handoffs() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def guard_check(guard: Guard, project: Project) -> Result:
     """One ``migration-guard check`` in branch mode; it must pass and select the feature."""
+    settle()
     result = run([guard.executable, "check", "--db", guard.db], cwd=project.path,
                  env=base_env())
     if not re.search(rf"^\s+{re.escape(project.feature.label)}\b", result.stderr, re.MULTILINE):
@@ -260,7 +282,8 @@ def leftovers(guard: Guard) -> set[str]:
     if "://" not in guard.db:
         return set()
     names = Server.from_url(guard.db).database_names(r"migration\_guard\_%")
-    return {name for name in names if not name.startswith("migration_guard_cache_")}
+    return {name for name in names
+            if not name.startswith(("migration_guard_cache_", "migration_guard_spare_"))}
 
 
 # -- the measurements -------------------------------------------------------------------------
@@ -292,6 +315,7 @@ def plain_migrate(project: Project, dbs: Databases) -> float:
 
 
 def guard_cold(guard: Guard, project: Project) -> float:
+    settle()
     if guard.clean:
         run(guard.clean, cwd=project.path, env=base_env())
     return guard_check(guard, project).seconds
@@ -300,6 +324,7 @@ def guard_cold(guard: Guard, project: Project) -> float:
 def guard_full_cold(guard: Guard, project: Project) -> float:
     """``check --full`` (the CI run) with an empty cache: every migration from an empty
     database, the checks, then the last 5 of each app back and forth."""
+    settle()
     if guard.clean:
         run(guard.clean, cwd=project.path, env=base_env())
     return run([guard.executable, "check", "--full", "--db", guard.db], cwd=project.path,

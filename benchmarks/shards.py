@@ -42,12 +42,14 @@ from run import (
     find_guard,
     leftovers,
     run,
+    settle,
 )
 
 SHARDS = 4
 
 
 def full(guard: Guard, project: Project, report: Path, *extra: str) -> Result:
+    settle()
     return run([guard.executable, "check", "--full", "--db", guard.db, "--format",
                 f"json={report}", *extra], cwd=project.path, env=base_env())
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from guard.main import main
+from guard.main import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

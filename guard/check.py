@@ -5,15 +5,16 @@ This is the Django side of the tool: it runs in the project's own interpreter an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from guard import project
+from guard import project, timings
 from guard.config import CheckOptions
 from guard.database import throwaway
 from guard.database.aliases import Aliases, classify
@@ -21,7 +22,8 @@ from guard.database.providers import can_create_databases, provide
 from guard.database.server import Server, make_interruptible
 from guard.errors import CHECK_FAILED, PASSED, FatalError
 from guard.execution import checks, routing, runs
-from guard.execution.roundtrip import Outcome
+from guard.execution.beside import Beside
+from guard.execution.outcome import Outcome
 from guard.execution.seeding import RowSettings
 from guard.planning import shards
 from guard.planning.graph import Plan, load_graph, make_plan, migration_file, state_after
@@ -38,16 +40,41 @@ if TYPE_CHECKING:
     from django.db.migrations.state import ProjectState
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Django started and the graph loaded: what a run needs before it knows what to test (it
+    may be prepared while git works that out, see :mod:`guard.ahead`)."""
+
+    project: project.Project
+    name: str
+    """The run's placeholder database name, which every alias points at until its own
+    database exists."""
+    loader: MigrationLoader | None
+    """None when loading the graph failed: the run loads it again, to say why."""
+
+
+def prepare(options: CheckOptions) -> Prepared:
+    name = throwaway.new_name()
+    with timings.phase("django", "settings and django.setup()"):
+        proj = project.load(options, name)
+    make_interruptible()
+    try:
+        with timings.phase("graph") as said:
+            loader = load_graph({})
+            said.append(f"{len(loader.graph.nodes)} migrations imported")
+    except FatalError:  # said by the run, with what this change deletes
+        return Prepared(proj, name, None)
+    return Prepared(proj, name, loader)
+
+
 def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
-              stderr: TextIO | None = None) -> int:
-    started = time.perf_counter()
+              stderr: TextIO | None = None, prepared: Prepared | None = None) -> int:
     stdout = stdout or sys.stdout
     progress = Progress(stderr, verbose=options.verbose)
-    name = throwaway.new_name()
-    proj = project.load(options, name)
-    make_interruptible()
+    prepared = prepared or prepare(options)
+    proj, name = prepared.project, prepared.name
     deleted = paths.deleted_keys(options.deleted)
-    loader = load_graph(deleted)
+    loader = prepared.loader or load_graph(deleted)
     graph = loader.graph
     report = Report(
         mode="full" if options.full else (options.run_mode or "paths"),
@@ -65,7 +92,82 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
     aliases = classify(proj.databases, options.databases, proj.settings_module)
     report.aliases = list(aliases.tested)
     progress.several = report.several
+    with timings.phase("plan", "the selection, its dependents and the base"):
+        plan = make_plan(graph, _choose(options, loader, deleted, report))
+        report.selected = list(plan.selected)
+        for key in plan.order:
+            filename = migration_file(graph.nodes[key])
+            if filename:
+                report.files[key] = _shown(filename, options)
+                report.sources[key] = filename
+        report.not_tested = _not_tested(aliases, plan.order)
+        report.notes.extend(_alias_notes(aliases))
+        progress.selection(report)
+        for line in report.not_tested:
+            progress.line(f"warning: {line}")
+        cannot_reverse = _known_before_database_work(plan, graph, report, progress, options)
 
+    # The state after the base (for a cloned base) and after everything (for the models check):
+    # one pass over the history serves both.
+    with timings.phase("states", f"the state after {len(plan.base)} base migration(s)"):
+        base_state = state_after(graph, plan.base, loader.unmigrated_apps)
+
+    def run_checks() -> list[checks.CheckResult]:
+        """The checks that need no database: beside the round trip, or while its database is
+        cloned."""
+        with timings.phase("checks"):
+            full_state = state_after(graph, plan.order, loader.unmigrated_apps,
+                                     start=base_state)
+            todo: list[tuple[str, Callable[[], checks.CheckResult]]] = [
+                ("conflicts", lambda: checks.conflicts(loader)),
+                ("system checks", checks.system_checks),
+                ("models match migrations", lambda: checks.missing_migrations(loader, full_state)),
+            ]
+            done = []
+            for title, check in todo:
+                with timings.phase(title, within="checks"):
+                    done.append(check())
+            return done
+
+    def verdict() -> int:
+        report.seconds = timings.RUN.now()
+        report.timings = timings.RUN.ordered()
+        if options.timings or options.verbose:
+            progress.timings(report.timings, report.seconds)
+        write_reports(report, options.formats, stdout, github=options.github,
+                      environ=os.environ, stderr=stderr)
+        return PASSED if report.passed else CHECK_FAILED
+
+    if not (plan.order or options.full):
+        report.checks = run_checks()
+        for check_result in report.checks:
+            progress.check(check_result)
+        report.database = {"provider": "none", "reason": "no migration selected"}
+        return verdict()
+    report.rows = RowSettings(count=options.rows, data_seed=options.data_seed,
+                              function=options.seed_function, fixtures=options.fixtures)
+    with Beside(run_checks, name="checks") as checking, _on_every_alias(
+            proj, aliases, loader, plan, cannot_reverse, report, progress, options,
+            placeholder=name, meanwhile=checking.idle, base_state=base_state) as outcomes:
+        report.outcomes = outcomes
+        report.checks = checking.result()
+        for check_result in report.checks:
+            progress.check(check_result)
+        report.not_run = _not_run(plan.order, report, aliases)
+        if options.verbose and report.several:
+            for alias, outcome in report.outcomes.items():
+                ran = [label(k) for k in plan.order if k in outcome.steps
+                       and k not in outcome.denied]
+                progress.line(f"on {alias}: ran {', '.join(ran) or 'nothing'}")
+        for key, why in report.not_run.items():
+            progress.line(f"warning: {label(key)} ran on no database: {why}")
+        # The verdict before the drops: they are done after it (see guard.execution.handoff).
+        return verdict()
+
+
+def _choose(options: CheckOptions, loader: MigrationLoader,
+            deleted: dict[MigrationKey, Path], report: Report) -> dict[MigrationKey, Selected]:
+    """The migrations the options select (before their dependents), with the notes on why."""
     report.notes.extend(options.notes)
     squashes = paths.replaced_by(loader)
     for key, path in deleted.items():
@@ -75,7 +177,6 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         else:
             report.notes.append(f"deleted {label(key)} ({path}): no remaining migration "
                                 "depends on it")
-    chosen: dict[MigrationKey, Selected]
     if options.full:
         apps = paths.project_app_labels()
         chosen = paths.select_last(loader, options.last, apps)
@@ -87,12 +188,12 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
             "forth" + (f"; {without} project app(s) without migrations" if without else "")
         )
         if options.shard:
-            report.shard = _shard(graph, chosen, options.shard)
+            report.shard = _shard(loader.graph, chosen, options.shard)
             chosen = dict(report.shard.chosen)
             report.notes.append(report.shard.describe(options.last))
-    elif options.paths:
+        return chosen
+    if options.paths:
         picked = paths.select_paths(loader, options.paths)
-        chosen = picked.chosen
         folders = paths.migration_folders()
         report.ignored = [
             (str(p), why) for p, why in picked.ignored
@@ -100,81 +201,39 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
             if not options.run_mode or paths.in_migrations_folder(p, folders)
         ]
         report.notes.extend(picked.notes)
-    elif options.run_mode:
-        chosen = {}
+        return picked.chosen
+    if options.run_mode:
         report.notes.append("no migration changed: checking that models and migrations agree")
-    else:
-        raise FatalError(
-            "Nothing to check: give migration files (migration-guard check PATH ...) "
-            "or --full for the whole project."
-        )
-    plan = make_plan(graph, chosen)
-    report.selected = list(plan.selected)
-    for key in plan.order:
-        filename = migration_file(graph.nodes[key])
-        if filename:
-            report.files[key] = _shown(filename, options)
-            report.sources[key] = filename
-    report.not_tested = _not_tested(aliases, plan.order)
-    report.notes.extend(_alias_notes(aliases))
-    progress.selection(report)
-    for line in report.not_tested:
-        progress.line(f"warning: {line}")
+        return {}
+    raise FatalError(
+        "Nothing to check: give migration files (migration-guard check PATH ...) "
+        "or --full for the whole project."
+    )
 
+
+def _known_before_database_work(plan: Plan, graph: MigrationGraph, report: Report,
+                                progress: Progress, options: CheckOptions
+                                ) -> set[MigrationKey]:
+    """The accepted migrations and the irreversible operations, both found before any
+    database work; the migrations that cannot be reversed."""
     # Known failures a team accepts: in config, or marked in the migration file.
     report.accepted = _accepted(plan.order, report, options)
     progress.accepted = set(report.accepted)
     for key, why in report.accepted.items():
         progress.line(f"accepted: {label(key)} ({why}): its failures are reported, not counted")
-
-    # Found before any database work: operations that cannot be reversed.
     cannot_reverse: set[MigrationKey] = set()
     for key in plan.order:
-        for found in irreversible_operations(key, graph.nodes[key]):
+        migration = graph.nodes[key]
+        assert migration is not None
+        for found in irreversible_operations(key, migration):
             accepted = label(key) in options.allow_irreversible or key in report.accepted
             report.irreversible.append((found, accepted))
             cannot_reverse.add(key)
-            progress.line(
-                ("accepted: " if accepted else "FAILED: ") + found.describe()
-            )
-
-    # The state after the base (for a cloned base) and after everything (for the models check):
-    # one pass over the history serves both.
-    base_state = state_after(graph, plan.base, loader.unmigrated_apps)
-
-    def run_checks() -> None:
-        """The checks that need no database; they run while the run's database is cloned."""
-        full_state = state_after(graph, plan.order, loader.unmigrated_apps,
-                                          start=base_state)
-        report.checks = [checks.conflicts(loader), checks.system_checks(),
-                         checks.missing_migrations(loader, full_state)]
-        for check in report.checks:
-            progress.check(check)
-
-    if plan.order or options.full:
-        report.rows = RowSettings(count=options.rows, data_seed=options.data_seed,
-                                  function=options.seed_function, fixtures=options.fixtures)
-        report.outcomes = _on_every_alias(proj, aliases, loader, plan, cannot_reverse, report,
-                                          progress, options, placeholder=name,
-                                          meanwhile=run_checks, base_state=base_state)
-        report.not_run = _not_run(plan.order, report, aliases)
-        if options.verbose and report.several:
-            for alias, outcome in report.outcomes.items():
-                ran = [label(k) for k in plan.order if k in outcome.steps
-                       and k not in outcome.denied]
-                progress.line(f"on {alias}: ran {', '.join(ran) or 'nothing'}")
-        for key, why in report.not_run.items():
-            progress.line(f"warning: {label(key)} ran on no database: {why}")
-    else:
-        run_checks()
-        report.database = {"provider": "none", "reason": "no migration selected"}
-
-    report.seconds = time.perf_counter() - started
-    write_reports(report, options.formats, stdout, github=options.github,
-                    environ=os.environ, stderr=stderr)
-    return PASSED if report.passed else CHECK_FAILED
+            progress.line(("accepted: " if accepted else "FAILED: ") + found.describe())
+    return cannot_reverse
 
 
+@contextlib.contextmanager
 def _on_every_alias(
     proj: project.Project,
     aliases: Aliases,
@@ -188,13 +247,17 @@ def _on_every_alias(
     placeholder: str,
     meanwhile: Callable[[], None],
     base_state: ProjectState,
-) -> dict[str, Outcome]:
-    """Provide the server, then the round trip on every tested alias."""
+) -> Iterator[dict[str, Outcome]]:
+    """Provide the server, then the round trip on every tested alias; the outcomes are for
+    the block to report, the run's databases go when it ends."""
     first = aliases.tested[0]
+    started = timings.RUN.now()
     with provide(
         options.db, project.alias_server(proj, first), docker_image=options.docker_image,
         bindir=options.pg_bindir,
     ) as provided:
+        timings.add("server", timings.RUN.now() - started, started=started,
+                    detail=provided.provider)
         report.database = {
             "provider": provided.provider,
             "server": provided.server.describe(),
@@ -216,7 +279,7 @@ def _on_every_alias(
                 if swept:
                     progress.line(f"cleaned up {len(swept)} database(s) left by runs that "
                                   f"were killed: {', '.join(swept)}")
-        return runs.run_all(
+        with runs.round_trips(
             targets, loader, base=plan.base, order=plan.order, cannot_reverse=cannot_reverse,
             base_state=base_state,
             settings=runs.Settings(
@@ -231,7 +294,10 @@ def _on_every_alias(
             mirrors={a: m for a, m in aliases.mirrors.items() if a not in aliases.not_postgres},
             left_out=aliases.left_out, placeholder=(provided.server, placeholder),
             progress=progress, meanwhile=meanwhile,
-        )
+            # Servers that outlive the run get its databases handed over, and spares made.
+            hand_over=provided.provider in ("url", "settings"),
+        ) as outcomes:
+            yield outcomes
 
 
 def _shard(graph: MigrationGraph, chosen: dict[MigrationKey, Selected],

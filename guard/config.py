@@ -14,6 +14,7 @@ from guard import rowsconfig, safetyconfig
 from guard.database.server import parse_url
 from guard.errors import FatalError
 from guard.planning import shards
+from guard.timings import Exported
 
 Format = Literal["text", "json", "junit"]
 FORMATS: tuple[Format, ...] = ("text", "json", "junit")
@@ -48,6 +49,8 @@ class CheckOptions:
     github: bool = True
     """Under GitHub Actions: workflow annotations and the job's step summary (``--no-github``)."""
     verbose: bool = False
+    timings: bool = False
+    """``--timings``: say where the run's time went (also said with ``-v``)."""
     allow_irreversible: frozenset[str] = field(default_factory=frozenset)
     accept: tuple[tuple[str, str], ...] = ()
     """Migrations whose known failures are accepted: ("app.name", why)."""
@@ -88,6 +91,9 @@ class CheckOptions:
     deleted: tuple[Path, ...] = ()
     shown_root: tuple[str, str] | None = None
     """(exported tree, repository): where a pushed commit was exported, and what to show."""
+    clock: Exported | None = None
+    """The git side's clock and phases, for the Django side in another process to go on with
+    (:mod:`guard.timings`)."""
 
     @property
     def format(self) -> str:
@@ -286,6 +292,7 @@ def build_options(
     output_format: str | None = None,
     output: str | None = None,
     verbose: bool = False,
+    timings: bool = False,
     formats: Sequence[str] | None = None,
     github: bool = True,
     mode: Mode = "auto",
@@ -334,6 +341,7 @@ def build_options(
         ),
         github=github,
         verbose=verbose,
+        timings=timings,
         allow_irreversible=frozenset(config.get("allow_irreversible", [])),
         accept=tuple(sorted(config.get("accept", {}).items())),
         docker_image=config.get("docker_image", "postgres:15"),

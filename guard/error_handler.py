@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from guard import errors, version
 
@@ -83,3 +84,19 @@ def guarded(run: Callable[[], int]) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with ``code`` once its output is written and its ``atexit`` handlers
+    have run, without the interpreter's own teardown: freeing every object of a Django
+    project one by one took 0.15-0.2 s after django-oscar's verdict, longer than anything the
+    run does after Django's start-up. Nothing of ours is left to it: every database, folder
+    and process is dealt with in a ``finally`` before this, and threads are joined."""
+    import atexit
+    import contextlib
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nobody reads any more
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)

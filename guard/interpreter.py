@@ -10,6 +10,7 @@ in the project folder or the repository root; Poetry's and Pipenv's environments
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -19,10 +20,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
+from guard import timings
 from guard.config import CheckOptions
 from guard.errors import FatalError
-from guard.wire import to_json
+from guard.wire import worker_environment, worker_request
+
+if TYPE_CHECKING:
+    from guard import ahead
 
 VENV_NAMES = (".venv", "venv", "env", ".virtualenv", "virtualenv")
 
@@ -149,14 +155,10 @@ class _Forward:
             self.child.send_signal(signum)
 
 
-def run_worker(interpreter: Interpreter, request: str) -> int:
-    """Run the Django side in ``interpreter`` with ``request`` (JSON options); its exit code."""
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (package_parent, env.get("PYTHONPATH", "")) if p
-    )
-    env.pop("PYTHONHOME", None)
+def run_worker(interpreter: Interpreter, request: bytes) -> int:
+    """Run the Django side in ``interpreter`` with ``request`` (:func:`worker_request`); its
+    exit code."""
+    env = worker_environment()
     try:
         child = subprocess.Popen(
             [interpreter.python, "-m", "guard.worker"],
@@ -172,7 +174,7 @@ def run_worker(interpreter: Interpreter, request: str) -> int:
     try:
         assert child.stdin is not None
         try:
-            child.stdin.write(request.encode())
+            child.stdin.write(request)
             child.stdin.close()
         except BrokenPipeError:
             pass
@@ -181,6 +183,16 @@ def run_worker(interpreter: Interpreter, request: str) -> int:
     finally:
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
+
+
+def start_ahead(options: CheckOptions, *, repo_root: Path | None = None) -> ahead.Ahead | None:
+    """The Django side for ``options``, started before git has said what to test (None where
+    it cannot be)."""
+    from guard import ahead
+
+    found = find(options.project_dir, configured=options.python, repo_root=repo_root)
+    return ahead.start(options, found.python, current=found.is_current,
+                       note=f"running Django in {found.python} ({found.how})")
 
 
 def run_django_side(
@@ -192,10 +204,12 @@ def run_django_side(
     for the second and later trees of one push."""
     found = find(options.project_dir, configured=options.python, repo_root=repo_root)
     if found.is_current and not fresh_process:
-        from guard.check import run_check
+        with timings.phase("imports", "the Django side of migration-guard"):
+            from guard.check import run_check
 
         return run_check(options)
     if not found.is_current:
         print(f"migration-guard: running Django in {found.python} ({found.how})",
               file=sys.stderr, flush=True)
-    return run_worker(found, to_json(options))
+    return run_worker(found, worker_request(dataclasses.replace(options,
+                                                                clock=timings.exported())))

@@ -7,9 +7,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from guard import errors, version
-from guard.error_handler import guarded
+from guard import errors, timings, version
+
+if TYPE_CHECKING:
+    from guard import ahead
+    from guard.config import CheckOptions
+from guard.error_handler import guarded, leave
 
 
 class _VersionAction(argparse.Action):
@@ -57,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     clean = commands.add_parser(
         "clean",
         help="drop the cached base states and remove the warm local cluster",
-        description="Drop every migration_guard_cache_* database on the servers runs use, the "
-        "databases of runs that died, and the warm local cluster.",
+        description="Drop every migration_guard_cache_* database on the servers runs use, "
+        "their spare clones, the databases of runs that died, and the warm local cluster.",
     )
     clean.add_argument("--db", metavar="auto|settings|local|URL",
                        help="which server to clean (default: every one found)")
@@ -133,9 +138,19 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        "docstrings or annotations changed")
     _add_report_options(check)
     check.add_argument("-v", "--verbose", action="store_true", help="say more")
+    check.add_argument("--timings", action="store_true",
+                       help="say where the run's time went, phase by phase (-v says it too)")
+
+
+def run() -> None:
+    """The console command: :func:`main`, then out at once (see :func:`leave`)."""
+    leave(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    timings.reset()
+    timings.add("start-up", timings.RUN.now(), started=0.0,
+                detail="the interpreter and migration-guard's imports")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -170,6 +185,7 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
         output=args.output,
         github=args.github,
         verbose=args.verbose,
+        timings=args.timings,
         mode=args.mode,
         base=args.base,
         semantic_diff=args.semantic_diff,
@@ -185,23 +201,46 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
 
     if options.paths or (options.full and push_lines is None):
         return interpreter.run_django_side(options)
-    from guard.selection import changes
+    # Django starts while git works out what to test (see guard.ahead).
+    early = interpreter.start_ahead(options)
+    try:
+        from guard.selection import changes
 
-    decision = changes.decide(options, os.environ, push_lines=push_lines,
-                              remote=getattr(args, "remote", "origin"))
-    if not decision.runs:
-        print(f"migration-guard: {decision.message}", file=sys.stderr)
-        return errors.PASSED
-    worst = errors.PASSED
-    for run in decision.runs:
-        with changes.materialised(run) as run_options:
-            code = interpreter.run_django_side(
-                run_options, fresh_process=len(decision.runs) > 1
-            )
-        if code in (errors.INTERRUPTED, errors.TERMINATED):
-            return code
-        worst = max(worst, code)
-    return worst
+        with timings.phase("git", "what changed, with GitPython"):
+            decision = changes.decide(options, os.environ, push_lines=push_lines,
+                                      remote=getattr(args, "remote", "origin"))
+        if not decision.runs:
+            print(f"migration-guard: {decision.message}", file=sys.stderr)
+            return errors.PASSED
+        worst = errors.PASSED
+        for run in decision.runs:
+            with changes.materialised(run) as run_options:
+                if early is not None and _same_tree(run_options, options, decision.runs):
+                    code = early.go(run_options)
+                else:
+                    _cancel(early)
+                    code = interpreter.run_django_side(
+                        run_options, fresh_process=len(decision.runs) > 1
+                    )
+                early = None
+            if code in (errors.INTERRUPTED, errors.TERMINATED):
+                return code
+            worst = max(worst, code)
+        return worst
+    finally:
+        _cancel(early)
+
+
+def _same_tree(run: CheckOptions, started: CheckOptions, runs: Sequence[object]) -> bool:
+    """Whether the Django side started ahead can run ``run``: the one run, in the tree and
+    settings it was started with."""
+    return (len(runs) == 1 and run.project_dir == started.project_dir
+            and run.settings == started.settings)
+
+
+def _cancel(early: ahead.Ahead | None) -> None:
+    if early is not None:
+        early.cancel()
 
 
 def _clean(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.database import cache, throwaway
+from guard.database import cache, spares, throwaway
 from guard.database.cache import CACHE_PREFIX
 from guard.database.server import MAINTENANCE_DATABASES, Server, connect_maintenance, parse_url
 
@@ -112,8 +112,9 @@ def db_guard(pg_server: Server) -> Iterator[None]:
     assert not touched, f"databases touched that the test did not create: {touched}"
     left = {
         name for name in _our_databases(pg_server) - before_ours
-        # Cached base states are meant to outlive a run; the session drops them at its end.
-        if not name.startswith(CACHE_PREFIX) and not _owner_alive(name)
+        # Cached base states and their spares are meant to outlive a run; the session drops
+        # them at its end. A run's handoff process drops what it was given while it lives.
+        if not name.startswith((CACHE_PREFIX, spares.PREFIX)) and not _owner_alive(name)
     }
     assert not left, f"databases left behind: {sorted(left)}"
 
@@ -121,12 +122,14 @@ def db_guard(pg_server: Server) -> Iterator[None]:
 def _owner_alive(name: str) -> bool:
     """Whether the process named in ``migration_guard_<purpose>_<pid>_<hex>`` still runs (a
     concurrent run on the same server, not a leftover of this test)."""
+    from tests.processes import process_gone
+
     parts = name.split("_")
     try:
         pid = int(parts[-2])
     except (IndexError, ValueError):
         return False
-    return Path(f"/proc/{pid}").exists()
+    return not process_gone(pid)
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,11 +163,32 @@ def scratch() -> Iterator[Path]:
 @pytest.fixture(scope="session", autouse=True)
 def _drop_caches_made_by_the_session(pg_server: Server) -> Iterator[None]:
     """The cached base states the tests built on the shared server go when the session ends."""
-    before = {name for name, _ in cache.cached(pg_server)}
+    before = {name for name, _ in cache.cached(pg_server)} | _spares(pg_server)
     yield
-    for name, _ in cache.cached(pg_server):
+    settle(pg_server)
+    for name in [name for name, _ in cache.cached(pg_server)] + sorted(_spares(pg_server)):
         if name not in before:
             throwaway.drop_database(pg_server, name)
+
+
+def _spares(server: Server) -> set[str]:
+    return {name for name in _our_databases(server) if name.startswith(spares.PREFIX)}
+
+
+def settle(server: Server, timeout: float = 30.0) -> None:
+    """Wait until no live process of a run still works on the server (a handoff dropping a
+    run's databases and making a spare after its verdict)."""
+    import time
+
+    from tests.processes import processes_mentioning
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = [name for name in _our_databases(server)
+                if not name.startswith((CACHE_PREFIX, spares.PREFIX)) and _owner_alive(name)]
+        if not busy and not processes_mentioning("guard.execution.handoff"):
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,8 +18,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "guard"
 MAX_LINES = 400
 
 PARTS = ("selection", "planning", "database", "execution", "reporting")
-VOCABULARY = {"guard", "guard.errors", "guard.types"}
-"""What every module may import: the package itself, the exit codes and errors, the shared types."""
+VOCABULARY = {"guard", "guard.errors", "guard.types", "guard.timings"}
+"""What every module may import: the package itself, the exit codes and errors, the shared types,
+the run's clock."""
 
 ALLOWED: dict[str, set[str]] = {
     "guard.planning": set(),
@@ -149,6 +150,7 @@ def test_each_part_imports_only_the_layers_below_it() -> None:
 def test_vocabulary_imports_no_part() -> None:
     assert GRAPH["guard.types"] == set()
     assert GRAPH["guard.errors"] == set()
+    assert GRAPH["guard.timings"] == set()
 
 
 def test_the_django_side_imports_nothing_of_git() -> None:

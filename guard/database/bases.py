@@ -136,7 +136,7 @@ def _stamped(server: Server, name: str) -> dict[str, Any] | None:
     try:
         cur = conn.cursor()
         if cache.exists(cur, name) and cache.touch(cur, name):
-            return cache.annotation(server, name)
+            return cache.comment(cur, name)
         return None
     finally:
         conn.close()

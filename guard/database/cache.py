@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard.database import throwaway
+from guard.database import spares, throwaway
 from guard.database.server import Server, connect_maintenance, driver_errors, quote_ident
 from guard.planning import semantic
 from guard.planning.graph import migration_file
@@ -153,7 +153,8 @@ def exists(cur: Any, name: str) -> bool:
     return cur.fetchone() is not None
 
 
-def _comment(cur: Any, name: str) -> dict[str, Any]:
+def comment(cur: Any, name: str) -> dict[str, Any]:
+    """What the comment of the template ``name`` keeps (read on ``cur``)."""
     cur.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
                 "WHERE datname = %s", (name,))
     row = cur.fetchone()
@@ -167,7 +168,7 @@ def _comment(cur: Any, name: str) -> dict[str, Any]:
 def touch(cur: Any, name: str, **extra: Any) -> bool:
     """Stamp the cache as used now (keeping what else its comment holds); False when it is gone
     (a concurrent run evicted it, or ``clean`` dropped it, since it was seen)."""
-    stamp = {**_comment(cur, name), **extra, "last_used": time.time(), "pid": os.getpid()}
+    stamp = {**comment(cur, name), **extra, "last_used": time.time(), "pid": os.getpid()}
     try:
         # On a database that no longer exists PostgreSQL only warns; on one dropped while the
         # comment is written it raises invalid_catalog_name.
@@ -192,7 +193,7 @@ def annotation(server: Server, name: str) -> dict[str, Any]:
     """What :func:`annotate` kept with the cache ``name``."""
     conn = connect_maintenance(server)
     try:
-        return _comment(conn.cursor(), name)
+        return comment(conn.cursor(), name)
     finally:
         conn.close()
 
@@ -242,15 +243,17 @@ def evict(server: Server, keep: int, *, protect: Collection[str] = ()) -> list[s
             if name not in protect:
                 throwaway.drop_database(server, name)
                 dropped.append(name)
+                dropped.extend(spares.drop_for(server, name))
                 excess -= 1
     return dropped
 
 
 def drop_all(server: Server) -> list[str]:
+    """Drop every cached base on ``server``, and their spare clones."""
     names = [name for name, _ in cached(server)]
     for name in names:
         throwaway.drop_database(server, name)
-    return names
+    return names + spares.drop_all(server)
 
 
 @contextmanager

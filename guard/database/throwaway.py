@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 
 from guard.database.server import Server, connect_maintenance, driver_errors, one_line, quote_ident
@@ -35,17 +36,24 @@ def new_name(purpose: str = "run") -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not: a killed process whose parent is gone
+    stays one where nothing reaps it, as in a container without an init)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def sweep(server: Server) -> list[str]:
-    """Drop the run and build databases that runs on this machine left when they died.
+    """Drop the run, build and restore databases that runs on this machine left when they
+    died (and those a run's handoff process left, named after it).
 
     Only names with this machine's tag and the id of a process that no longer exists; cached
     states are kept. A run killed with SIGKILL cannot clean up after itself: the next one does.
@@ -53,23 +61,55 @@ def sweep(server: Server) -> list[str]:
     conn = connect_maintenance(server)
     try:
         cur = conn.cursor()
-        cur.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s OR datname LIKE %s",
-            (f"{PREFIX}run\\_{host_tag()}\\_%", f"{PREFIX}build\\_{host_tag()}\\_%"),
-        )
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                    (f"{PREFIX}%\\_{host_tag()}\\_%",))
         names = [str(row[0]) for row in cur.fetchall()]
     finally:
         conn.close()
     dead = []
     for name in names:
+        parts = name.split("_")  # migration guard <purpose> <host> <pid> <random>
         try:
-            pid = int(name.split("_")[-2])
-        except (IndexError, ValueError):
+            if len(parts) != 6 or parts[3] != host_tag():
+                continue
+            pid = int(parts[4])
+        except ValueError:
             continue
         if pid != os.getpid() and not _alive(pid):
             drop_database(server, name)
             dead.append(name)
     return dead
+
+def hand_to(server: Server, name: str, pid: int, *, timeout: float = 0.5) -> str:
+    """Rename our database ``name`` to the same name with ``pid`` as its owner (the process
+    that will drop it), once the sessions on it have ended; its name now (the old one if they
+    did not end in time)."""
+    check_ours(name)
+    parts = name.split("_")
+    try:
+        int(parts[-2])
+    except (IndexError, ValueError):
+        return name
+    renamed = "_".join([*parts[:-2], str(pid), parts[-1]])
+    conn = connect_maintenance(server)
+    try:
+        cur = conn.cursor()
+        deadline = time.monotonic() + timeout
+        while True:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,))
+            if not cur.fetchone()[0]:
+                break
+            if time.monotonic() > deadline:
+                return name
+            time.sleep(0.002)
+        try:
+            cur.execute(f"ALTER DATABASE {quote_ident(name)} RENAME TO {quote_ident(renamed)}")
+        except driver_errors():
+            return name
+        return renamed
+    finally:
+        conn.close()
+
 
 def check_ours(name: str) -> None:
     """Refuse to touch a database that migration-guard did not name."""

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from guard import timings
 from guard.errors import FatalError
 from guard.execution import contents, findings, replay, routing, schema, undo, verdicts
 from guard.execution.executor import executor
+from guard.execution.observation import Observation, observe
+from guard.execution.outcome import Outcome
 from guard.execution.seeding import Seeded
-from guard.planning.graph import ancestors_within
+from guard.planning.graph import ancestors_within, needs_models
 from guard.types import MigrationKey, StepResult, label
 
 if TYPE_CHECKING:
@@ -34,23 +36,6 @@ Seeder = Callable[["ProjectState", "BaseDatabaseWrapper"], Seeded]
 
 class ServerGone(FatalError):
     """The server died or went away mid-run (exit 2)."""
-
-
-@dataclass
-class Outcome:
-    base_error: str = ""
-    """Set when a migration outside the selection failed to apply: nothing else could run."""
-    base_seconds: float = 0.0
-    base_count: int = 0
-    base_cached: bool = False
-    base_reused: int = 0
-    base_restored: bool = False
-    """Base migrations that came from a cached template (all of them when ``base_cached``)."""
-    steps: dict[MigrationKey, list[StepResult]] = field(default_factory=dict)
-    denied: set[MigrationKey] = field(default_factory=set)
-    """Applied here as no-ops: the routers allowed none of their operations on this database."""
-    seeded: Seeded | None = None
-    """The rows put in the base (None: none were asked for, or the base is empty)."""
 
 
 class Execution:
@@ -89,15 +74,21 @@ class Execution:
         self.on_apply: OnApply | None = None  # live progress while the base is built
         self.states: dict[MigrationKey, replay.Pairs | None] = {}
         """Per member of D, the states of its first forward (see :mod:`.replay`)."""
+        self.phase = "round trip"
+        """The phase of the run that the time of snapshots and renders counts in."""
+        self.first: Observation | None = None
+        """The database before the selection, when known without reading it (a spare clone
+        read it when it was made)."""
 
     # -- the one place migrations are applied and unapplied ------------------------------------
 
     def _apply(self, state: ProjectState, key: MigrationKey, *, measure: bool = False,
                first: bool = False) -> ProjectState:
         """Apply ``key``; the ``first`` time, keep its states for the steps after it."""
-        if "apps" not in state.__dict__:
-            state.apps  # noqa: B018 - render once up front; Django does the same before applying
         migration = self.graph.nodes[key]
+        if "apps" not in state.__dict__ and needs_models(migration):
+            with timings.tallied("rendering models", within=self.phase):
+                state.apps  # noqa: B018 - render once up front, as Django does before applying
         with verdicts.watching(self.connection, migration, backwards=False) as self.watch, \
                 self.gauge.measuring(self.watch, migration.atomic, on=measure), \
                 replay.recording(migration, on=first) as recorded, \
@@ -140,13 +131,12 @@ class Execution:
                              "was not restarted or shut down), then run migration-guard again."
                              ) from exc
 
-    def _snapshot(self) -> schema.Schema:
-        with self.connection.cursor() as cursor:
-            return schema.snapshot(cursor)
-
-    def _contents(self) -> contents.Contents:
-        with self.connection.cursor() as cursor:
-            return contents.snapshot(cursor)
+    def _observe(self, *, rows: bool = True) -> Observation:
+        """The schema now, and with ``rows`` what the tables hold, in one round trip."""
+        name = "schema and rows" if rows else "schema"
+        with timings.tallied(f"snapshots: {name}", within=self.phase), \
+                self.connection.cursor() as cursor:
+            return observe(cursor, rows=rows)
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -160,13 +150,14 @@ class Execution:
         # The state before each member of D, kept rendered as the forward pass goes: cloning a
         # rendered state costs far less than rendering one again for each unapply.
         before: dict[MigrationKey, ProjectState] = {}
-        snapshots = [self._snapshot()]
-        self.rows = [self._contents()]
+        first = self.first if self.first is not None else self._observe()
+        snapshots = [first.schema]
+        self.rows = [first.rows or {}]
         applied: list[MigrationKey] = []
         if not self._forward(state, before, snapshots, applied):
             # Those that applied before the failure still go back and forth, unless it left
             # the schema other than they did (a non-atomic migration's half-done work).
-            if not applied or schema.diff(snapshots[-1], self._snapshot()):
+            if not applied or schema.diff(snapshots[-1], self._observe(rows=False).schema):
                 return self.outcome
             self.order = list(applied)
         unapplied = self._backward(before, snapshots, applied)
@@ -176,6 +167,13 @@ class Execution:
     def build_base(self, done: Collection[MigrationKey] = ()) -> ProjectState | None:
         """Apply every migration outside D but those ``done`` (the database holds them, and
         the state takes them first); the state after them, or None if one failed."""
+        phase, self.phase = self.phase, "base"
+        try:
+            return self._build_base(done)
+        finally:
+            self.phase = phase
+
+    def _build_base(self, done: Collection[MigrationKey]) -> ProjectState | None:
         from django.db.migrations.state import ProjectState
 
         started = time.perf_counter()
@@ -225,8 +223,9 @@ class Execution:
     ) -> bool:
         for index, key in enumerate(self.order):
             started = time.perf_counter()
-            if "apps" not in state.__dict__:
-                state.apps  # noqa: B018 - render once; every later state is a cheap clone
+            if "apps" not in state.__dict__ and needs_models(self.graph.nodes[key]):
+                with timings.tallied("rendering models", within=self.phase):
+                    state.apps  # noqa: B018 - render once; every later state is a cheap clone
             before[key] = state.clone()
             try:
                 with routing.recording() as routed:
@@ -247,8 +246,9 @@ class Execution:
                 snapshots.append(snapshots[-1])
                 self.rows.append(self.rows[-1])
             else:
-                snapshots.append(self._snapshot())
-                self.rows.append(self._contents())
+                seen = self._observe()
+                snapshots.append(seen.schema)
+                self.rows.append(seen.rows or {})
             applied.append(key)
             result = StepResult("forward", True, time.perf_counter() - started)
             self._judge(key, result)
@@ -298,15 +298,14 @@ class Execution:
             unapplied.add(key)
             result = StepResult("backward", True, time.perf_counter() - started)
             self._judge(key, result)
-            found = None if key in self.outcome.denied else self._compare(
+            found, now = (None, None) if key in self.outcome.denied else self._compare(
                 result, expected=snapshots[index], applied=applied, prefix=index,
-                what="rolling it back does not restore the schema from before it",
+                what="rolling it back does not restore the schema from before it", rows=True,
             )
             if found:
                 result.undo_sql = undo.statements(found.items)
                 result.hint = undo.reverse_hint(label(key), result.undo_sql)
-            elif found is not None:  # the schema is back: are the rows?
-                now = self._contents()
+            elif found is not None and now is not None:  # the schema is back: are the rows?
                 result.rows_lost = contents.lost(self.rows[index], now,
                                                  left=self.rows[index + 1], entering=entering)
                 entering = now
@@ -349,11 +348,7 @@ class Execution:
                 self._record_failure(key, StepResult(
                     "forward-again", False, time.perf_counter() - started,
                     error=self._failure(exc),
-                    hint=(
-                        f"{label(key)} applies on a fresh database but not after its own "
-                        "rollback: the reverse leaves something behind (see the backward step) "
-                        "that the forward then trips over."
-                    ),
+                    hint=verdicts.forward_again_hint(key),
                 ))
                 self._server_still_there(key, "forward-again", exc)
                 failed = key
@@ -366,10 +361,7 @@ class Execution:
                               prefix=index + 1,
                               what="applying it again gives another schema than the first time")
             if result.schema_diff:
-                result.hint = (
-                    f"{label(key)} is not repeatable: after a rollback, applying it again ends "
-                    "in a different schema. Usually the reverse left an object behind."
-                )
+                result.hint = verdicts.not_repeatable_hint(key)
             self._record(key, result)
 
     def _compare(
@@ -380,20 +372,24 @@ class Execution:
         applied: list[MigrationKey],
         prefix: int,
         what: str,
-    ) -> schema.SchemaDiff | None:
+        rows: bool = False,
+    ) -> tuple[schema.SchemaDiff | None, contents.Contents | None]:
+        """The schema now against ``expected`` (None: not compared), and with ``rows`` what
+        the tables hold now, read with it."""
         if set(applied) != set(self.order[:prefix]):
             extra = sorted(set(applied) - set(self.order[:prefix]))
             result.warnings.append(
                 "schema not compared: " + ", ".join(label(k) for k in extra)
                 + " stayed applied"
             )
-            return None
+            return None, None
         started = time.perf_counter()
-        found = schema.diff(expected, self._snapshot())
+        seen = self._observe(rows=rows)
+        found = schema.diff(expected, seen.schema)
         result.seconds += time.perf_counter() - started
         result.warnings.extend(found.warnings)
         if found:
             result.ok = False
             result.error = what
             result.schema_diff = list(found.differences)
-        return found
+        return found, seen.rows

@@ -12,20 +12,24 @@ whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from guard import timings
 from guard.database import bases, cache, portable, throwaway
 from guard.database.server import Server, driver_errors, one_line
 from guard.errors import FatalError
-from guard.execution import seeding
-from guard.execution.roundtrip import Execution, Outcome, Seeder
+from guard.execution import seeding, throwaways
+from guard.execution.observation import Observation
+from guard.execution.outcome import Outcome
+from guard.execution.roundtrip import Execution, Seeder
 from guard.execution.seeding import RowSettings, Seeded
+from guard.planning.graph import needs_models
 from guard.types import MigrationKey, StepResult, label
 
 if TYPE_CHECKING:
@@ -70,6 +74,8 @@ class Target:
     template: str | None = None
     state: ProjectState | None = None
     """The state after a cached base (None: the run builds the base itself)."""
+    first: Observation | None = None
+    """What its database held before the round trip, when known without reading it."""
     outcome: Outcome | None = None
 
 
@@ -100,7 +106,8 @@ class Settings:
         return seed
 
 
-def run_all(
+@contextlib.contextmanager
+def round_trips(
     targets: Sequence[Target],
     loader: MigrationLoader,
     *,
@@ -116,8 +123,11 @@ def run_all(
     placeholder: tuple[Server, str],
     progress: Progress,
     meanwhile: Callable[[], None],
-) -> dict[str, Outcome]:
-    """Each target's outcome, by alias.
+    hand_over: bool = False,
+) -> Iterator[dict[str, Outcome]]:
+    """Each target's outcome, by alias, for the block to report; its databases are dropped
+    when the block ends (handed over to a process of their own with ``hand_over``, when it
+    ends without an error: see :mod:`guard.execution.throwaways`).
 
     A mirror points at its mirror's database; the aliases left out, and every tested alias
     until its database exists, point at ``placeholder`` (a server and a name that is never
@@ -136,27 +146,43 @@ def run_all(
         target.name = throwaway.new_name()
     aside()
     by_alias = {target.alias: target for target in targets}
+    made = [throwaways.Made(t.server, t.name, None) for t in targets]
+    ended_well = False
+    connect: dict[str, dict[str, Any]] = {}
     try:
         start: ProjectState | None = None
         if base and settings.cache_size > 0:
             everyone = [*by_alias, *left_out, *mirrors]
-            start = _cached_bases(targets, loader, base, base_state, settings, point,
-                                  base_settings, progress, everyone)
+            with timings.phase("base") as said:
+                start = _cached_bases(targets, loader, base, base_state, settings, point,
+                                      base_settings, progress, everyone)
+                said.append(_base_detail(targets))
             aside()
             if start is None:
-                return {t.alias: t.outcome for t in targets if t.outcome is not None}
-        creating = [_Background(_creator(t)) for t in targets]
+                yield {t.alias: t.outcome for t in targets if t.outcome is not None}
+                ended_well = True
+                return
+        for one, target in zip(made, targets, strict=True):
+            one.template = target.template
+        creating = [throwaways.Background(_creator(m), "database (made)") for m in made]
         try:
             meanwhile()
+            if start is not None and order and (
+                    len(targets) > 1 or needs_models(loader.graph.nodes[order[0]])):
+                with timings.phase("rendering models", "of the state after the base, while "
+                                   "the run's database is made"):
+                    start.apps  # noqa: B018 - render once, while the databases are made
         finally:
-            for job in creating:
-                job.join()
+            with timings.phase("database", "waiting for the run's database") as said:
+                for job in creating:
+                    job.join()
+                said.append(", ".join(sorted({"a spare clone" if m.spare else "cloned"
+                                              for m in made if m.template})))
         if start is not None:
-            if len(targets) > 1:
-                start.apps  # noqa: B018 - render once; the other aliases start from a clone
             for target in targets:
                 target.state = start if target is targets[-1] else start.clone()
-        for target in targets:
+        for target, one in zip(targets, made, strict=True):
+            target.first = one.first
             if target.template is not None and target.outcome is not None:
                 progress.alias = target.alias
                 progress.base(target.outcome.base_count, target.outcome.base_seconds,
@@ -172,28 +198,32 @@ def run_all(
                 chosen = by_alias[mirror]
                 point(alias, chosen.server, chosen.name, keep_options=chosen.keep_options,
                       session=settings.session)
-        for target in targets:
-            target.outcome = _run(target, loader, base, order, cannot_reverse, progress,
-                                  settings)
-        return {t.alias: t.outcome for t in targets if t.outcome is not None}
+        with timings.phase("round trip", f"{len(order)} migration(s)"):
+            for target in targets:
+                target.outcome = _run(target, loader, base, order, cannot_reverse, progress,
+                                      settings)
+                connect[target.name] = throwaways.options_of(connections[target.alias])
+        connections.close_all()
+        yield {t.alias: t.outcome for t in targets if t.outcome is not None}
+        ended_well = True
     finally:
         connections.close_all()
-        # Also when creating failed or was interrupted half-way: DROP ... IF EXISTS. At once:
-        # each DROP DATABASE waits on the server (a checkpoint), not on Python.
-        dropping = [(t.name, _Background(_dropper(t))) for t in targets if t.name]
-        interrupted: KeyboardInterrupt | None = None
-        for name, job in dropping:
-            while True:
-                try:
-                    job.join()
-                except KeyboardInterrupt as exc:  # finish the clean-up, then stop
-                    interrupted = exc
-                    continue
-                except FatalError as exc:
-                    progress.line(f"warning: could not drop {name}: {exc}")
-                break
-        if interrupted is not None:
-            raise interrupted
+        throwaways.finish(made, progress, hand_over=hand_over and ended_well, connect=connect)
+
+
+def _base_detail(targets: Sequence[Target]) -> str:
+    """How the bases came to be, for the timings."""
+    found = []
+    for target in targets:
+        outcome = target.outcome
+        if outcome is None:
+            continue
+        how = ("restored from the cache folder" if outcome.base_restored
+               else "cached" if outcome.base_cached
+               else f"grown from a cached one by {outcome.base_count - outcome.base_reused}"
+               if outcome.base_reused else f"built: {outcome.base_count} migration(s)")
+        found.append(how + (f" on {target.alias}" if len(targets) > 1 else ""))
+    return ", ".join(found)
 
 
 def _cached_bases(
@@ -317,6 +347,7 @@ def _run(
                           seeder=settings.seeder, measure=settings.measure)
     if target.outcome is not None:  # the base came from the cache
         execution.outcome = target.outcome
+    execution.first = target.first
     execution.on_apply = _applying(progress)
     try:
         outcome = execution.run(target.state)
@@ -347,43 +378,14 @@ def _on(progress: Progress, target: Target) -> str:
     return f" on {target.alias}" if progress.several else ""
 
 
-def _creator(target: Target) -> Callable[[], None]:
-    def create() -> None:
-        throwaway.create_database(target.server, target.name, template=target.template)
-
-    return create
-
-
-def _dropper(target: Target) -> Callable[[], None]:
-    def drop() -> None:
-        throwaway.drop_database(target.server, target.name)
-
-    return drop
-
-
 def _django_errors() -> tuple[type[BaseException], ...]:
     from django.db import utils
 
     return (utils.OperationalError, utils.InterfaceError)
 
 
-class _Background:
-    """One call on a thread of its own (a ``CREATE DATABASE`` waits on the server, not on
-    Python); ``join`` waits for it and re-raises what it raised."""
+def _creator(made: throwaways.Made) -> Callable[[], None]:
+    def create() -> None:
+        throwaways.create(made)
 
-    def __init__(self, call: Callable[[], None]) -> None:
-        self._error: BaseException | None = None
-
-        def target() -> None:
-            try:
-                call()
-            except BaseException as exc:  # handed to join(), in the calling thread
-                self._error = exc
-
-        self._thread = threading.Thread(target=target, name="migration-guard-database", daemon=True)
-        self._thread.start()
-
-    def join(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+    return create

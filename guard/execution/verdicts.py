@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guard.database.server import one_line
-from guard.types import MigrationKey
+from guard.types import MigrationKey, label
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -275,3 +275,16 @@ def backward_hint(key: MigrationKey, graph: Any) -> str:
         f"Its reverse fails. Reproduce with `python manage.py migrate {key[0]} {target}` on a "
         "copy of the database, then fix reverse_code / reverse_sql or the order of operations."
     )
+
+
+def forward_again_hint(key: MigrationKey) -> str:
+    """For a migration that applied the first time but not again after its rollback."""
+    return (f"{label(key)} applies on a fresh database but not after its own rollback: the "
+            "reverse leaves something behind (see the backward step) that the forward then "
+            "trips over.")
+
+
+def not_repeatable_hint(key: MigrationKey) -> str:
+    """For a migration whose second forward gives another schema than its first."""
+    return (f"{label(key)} is not repeatable: after a rollback, applying it again ends in a "
+            "different schema. Usually the reverse left an object behind.")

@@ -152,6 +152,14 @@ def make_plan(graph: MigrationGraph, chosen: dict[MigrationKey, Selected]) -> Pl
     )
 
 
+def needs_models(migration: Migration) -> bool:
+    """Whether applying ``migration`` renders the models of its state: every operation but
+    ``RunSQL`` asks for them (a state is rendered when first asked for in any case)."""
+    from django.db.migrations.operations import RunSQL
+
+    return not all(type(operation) is RunSQL for operation in migration.operations)
+
+
 def migration_file(migration: Migration) -> str | None:
     """The file a loaded migration came from."""
     module = sys.modules.get(type(migration).__module__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from guard.execution.roundtrip import Outcome
+from guard.execution.outcome import Outcome
 from guard.planning.shards import Shard
 from guard.reporting.model import Report
 from guard.reporting.text import step_hint
@@ -87,6 +87,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "mode": report.mode,
         "passed": report.passed,
         "seconds": round(report.seconds, 3),
+        "timings": [phase.to_dict() for phase in report.timings],
         "last": report.last,
         "shard": _shard_json(report.shard),
         **({"merged_shards": report.merged} if report.merged else {}),

@@ -12,7 +12,7 @@ from typing import Any
 
 from guard.errors import FatalError
 from guard.execution.checks import CheckResult
-from guard.execution.roundtrip import Outcome
+from guard.execution.outcome import Outcome
 from guard.execution.seeding import RowSettings, Seeded
 from guard.planning.reversibility import Irreversible
 from guard.planning.shards import Shard

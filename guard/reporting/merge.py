@@ -15,7 +15,7 @@ from pathlib import Path
 
 from guard.errors import FatalError
 from guard.execution.checks import CheckResult
-from guard.execution.roundtrip import Outcome
+from guard.execution.outcome import Outcome
 from guard.planning.shards import Shard
 from guard.reporting.loading import read
 from guard.reporting.model import Report

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from guard.execution.checks import CheckResult
-from guard.execution.roundtrip import Outcome
+from guard.execution.outcome import Outcome
 from guard.execution.seeding import RowSettings
 from guard.planning.reversibility import Irreversible
 from guard.planning.shards import Shard
 from guard.reporting.policy import failing
+from guard.timings import Phase
 from guard.types import Finding, MigrationKey, Selected, StepResult, label
 
 Found = tuple[str, MigrationKey, StepResult, Finding]
@@ -55,6 +56,9 @@ class Report:
     measured: bool = True
     """Locks, rewrites and scans were measured (not ``--no-safety``)."""
     seconds: float = 0.0
+    """From the start of the interpreter that ran the command to the verdict."""
+    timings: list[Phase] = field(default_factory=list)
+    """Where those seconds went (:mod:`guard.timings`)."""
     shard: Shard | None = None
     """``--shard I/N``: which part of the full run this is."""
     merged: int = 0

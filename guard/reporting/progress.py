@@ -13,6 +13,7 @@ from guard.execution.seeding import RowSettings, Seeded
 from guard.reporting import findings
 from guard.reporting.model import Report
 from guard.reporting.text import describe_reason
+from guard.timings import Phase
 from guard.types import MigrationKey, StepResult, label
 
 CHECK_WIDTH = 160
@@ -128,6 +129,28 @@ class Progress:
         self.line(f"  {'rows':<13} {what:<{self.width}} {'ok':<7} {seeded.seconds:6.2f}s")
         for note in seeded.notes:
             self.line(f"      note: {note}")
+
+    def timings(self, phases: list[Phase], seconds: float) -> None:
+        """``--timings``: each phase of the run with its time, the parts of one under it."""
+        self.line(f"timings: {seconds:.2f}s from the interpreter's start to the verdict")
+        names = {p.name for p in phases}
+        for phase in phases:
+            if phase.within and phase.within in names:
+                continue
+            self._phase(phase, 2)
+            for part in phases:
+                if part.within == phase.name:
+                    self._phase(part, 4)
+        main_line = sum(p.seconds for p in phases if not p.within and not p.parallel)
+        if seconds - main_line >= 0.005:
+            self.line(f"{'  other':<30} {seconds - main_line:6.2f}s  between the phases: "
+                      "imports, planning, output")
+
+    def _phase(self, phase: Phase, indent: int) -> None:
+        aside = " (beside the main line)" if phase.parallel else ""
+        detail = f"  {phase.detail}" if phase.detail else ""
+        name = f"{' ' * indent}{phase.name}"
+        self.line(f"{name:<30} {phase.seconds:6.2f}s{detail}{aside}")
 
     def step(self, key: MigrationKey, result: StepResult) -> None:
         """After each step of the round trip. With ``-v``, one line per step and all it found;

@@ -34,10 +34,19 @@ class PathSelection:
 def files_to_keys(loader: MigrationLoader) -> dict[Path, MigrationKey]:
     """The real path of every migration file on disk, replaced ones included."""
     found: dict[Path, MigrationKey] = {}
+    folders: dict[str, str] = {}  # a migrations folder holds many: its real path once
     for key, migration in loader.disk_migrations.items():
         filename = migration_file(migration)
-        if filename:
-            found[Path(os.path.realpath(filename))] = key
+        if not filename:
+            continue
+        if os.path.islink(filename):
+            real = os.path.realpath(filename)
+        else:
+            folder, name = os.path.split(filename)
+            if folder not in folders:
+                folders[folder] = os.path.realpath(folder)
+            real = os.path.join(folders[folder], name)
+        found[Path(real)] = key
     return found
 
 

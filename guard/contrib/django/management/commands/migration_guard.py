@@ -43,6 +43,7 @@ FORWARDED = {
     "base": "base",
     "semantic_diff": "semantic_diff",
     "verbose": "verbose",
+    "timings": "timings",
     "databases": "databases",
     "rows": "rows",
     "data_seed": "data_seed",
@@ -169,9 +170,12 @@ def options_for(given: Mapping[str, Any]) -> CheckOptions:
 
 def run(given: Mapping[str, Any], *, stdout: TextIO, stderr: TextIO) -> int:
     """``migration-guard check`` in this process, where Django already runs."""
-    from guard import project
+    from guard import project, timings
     from guard.check import run_check
 
+    timings.reset()
+    timings.add("start-up", timings.RUN.now(), started=0.0,
+                detail="manage.py: the interpreter and Django's start-up")
     options = options_for(given)
 
     def check(run_options: CheckOptions) -> int:
