@@ -25,6 +25,7 @@ from guard.execution import checks, routing, runs
 from guard.execution.beside import Beside
 from guard.execution.outcome import Outcome
 from guard.execution.seeding import RowSettings
+from guard.execution.targets import Settings, Target
 from guard.planning import shards
 from guard.planning.graph import Plan, load_graph, make_plan, migration_file, state_after
 from guard.planning.reversibility import irreversible_operations
@@ -264,7 +265,7 @@ def _on_every_alias(
             "reason": provided.reason,
         }
         progress.line(f"database: {provided.provider}: {provided.reason}")
-        targets = [runs.Target(first, provided.server, provided.keep_options)]
+        targets = [Target(first, provided.server, provided.keep_options)]
         for alias in aliases.tested[1:]:
             server, keep = provided.server, provided.keep_options
             if options.db == "settings":
@@ -272,7 +273,7 @@ def _on_every_alias(
                 if server != provided.server:
                     _may_create_databases(alias, server)
                     progress.line(f"database {alias}: its own server {server.describe()}")
-            targets.append(runs.Target(alias, server, keep))
+            targets.append(Target(alias, server, keep))
         for server in {t.server.describe(): t.server for t in targets}.values():
             if server.is_local:
                 swept = throwaway.sweep(server)
@@ -282,13 +283,14 @@ def _on_every_alias(
         with runs.round_trips(
             targets, loader, base=plan.base, order=plan.order, cannot_reverse=cannot_reverse,
             base_state=base_state,
-            settings=runs.Settings(
+            settings=Settings(
                 project_dir=options.project_dir, cache_size=options.cache_size,
                 session={"lock_timeout": options.lock_timeout,
                          "statement_timeout": options.statement_timeout},
                 rows=report.rows or RowSettings(count=0),
                 measure=options.safety,
                 cache_dir=options.cache_dir,
+                jobs=options.jobs,
             ),
             point=project.point, base_settings=project.base_settings,
             mirrors={a: m for a, m in aliases.mirrors.items() if a not in aliases.not_postgres},

@@ -27,6 +27,7 @@ KNOWN_KEYS = {
     "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
     "semantic_diff", "cache_size", "lock_timeout", "statement_timeout", "accept", "pg_bindir",
     "databases", "rows", "data_seed", "seed", "fixtures", "fail_on", "safety", "cache_dir",
+    "jobs",
 }
 
 
@@ -63,6 +64,9 @@ class CheckOptions:
     cache_dir: str = ""
     """``--cache-dir`` / ``cache_dir``: a folder keeping portable copies of the cached bases."""
     """How many cached base states (template databases) to keep per server; 0 turns it off."""
+    jobs: int = 1
+    """``--jobs`` / ``jobs``: how many independent parts of the round trip run at once
+    (default: the cores this process may use)."""
     databases: tuple[str, ...] = ()
     """``--database`` / ``databases``: the aliases to test; empty for every one Django would
     migrate."""
@@ -155,6 +159,10 @@ def read_config(project_dir: Path) -> dict[str, Any]:
     _expect(table, path, "last", int)
     _expect(table, path, "docker_image", str)
     _expect(table, path, "cache_size", int)
+    _expect(table, path, "jobs", int)
+    if "jobs" in table and table["jobs"] < 1:
+        raise FatalError(f"{path}: [tool.migration-guard] jobs must be 1 or more, not "
+                         f"{table['jobs']}.")
     _expect(table, path, "cache_dir", str)
     for key in ("lock_timeout", "statement_timeout"):
         _expect(table, path, key, str)
@@ -305,6 +313,7 @@ def build_options(
     fail_on: Sequence[str] | None = None,
     cache_dir: str | None = None,
     shard: str | None = None,
+    jobs: int | None = None,
     cwd: Path | None = None,
 ) -> CheckOptions:
     """Merge flags (which win) over the pyproject table into :class:`CheckOptions`."""
@@ -327,6 +336,8 @@ def build_options(
         raise FatalError(f"--shard {shard} splits the full run: add --full (or --mode full).")
     if rows is not None and rows < 0:
         raise FatalError(f"--rows must be 0 (no generated rows) or more, not {rows}.")
+    if jobs is not None and jobs < 1:
+        raise FatalError(f"--jobs must be 1 (one part at a time) or more, not {jobs}.")
     return CheckOptions(
         project_dir=root,
         paths=tuple((here / p).resolve() for p in paths),
@@ -349,6 +360,7 @@ def build_options(
         cache_dir=(os.path.normpath(here / Path(cache_dir).expanduser()) if cache_dir
                    else _config_folder(config.get("cache_dir"), find_pyproject(root)) or ""),
         databases=tuple(dict.fromkeys(databases or config.get("databases", []))),
+        jobs=jobs or int(config.get("jobs", 0)) or _cores(),
         rows=rows if rows is not None else int(config.get("rows", 3)),
         data_seed=data_seed if data_seed is not None else int(config.get("data_seed", 0)),
         seed_function=config.get("seed", ""),
@@ -371,3 +383,11 @@ def build_options(
 
 def _listed(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
+
+
+def _cores() -> int:
+    """The cores this process may use, as ``manage.py test --parallel`` counts them."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

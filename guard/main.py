@@ -101,6 +101,9 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        "each project app backward and forward again")
     check.add_argument("--last", type=int, metavar="N",
                        help="how many migrations per app --full rolls back (default 5)")
+    check.add_argument("--jobs", type=int, metavar="N",
+                       help="run up to N independent parts of the round trip at once, each on "
+                       "a clone of the base (default: the number of cores; 1: one at a time)")
     check.add_argument("--shard", metavar="I/N",
                        help="with --full: run the I-th of N parts of the full run, split by "
                        "app (merge their JSON reports with 'migration-guard report merge')")
@@ -196,6 +199,7 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
         fail_on=args.fail_on,
         cache_dir=args.cache_dir,
         shard=args.shard,
+        jobs=args.jobs,
     )
     from guard import interpreter
 

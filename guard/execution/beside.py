@@ -22,6 +22,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from types import TracebackType
@@ -30,6 +31,8 @@ from typing import Generic, TypeVar
 from guard import timings
 
 T = TypeVar("T")
+STOP_TIMEOUT = 30.0
+"""How long a child that cleans up is given to stop once asked."""
 
 
 def can_fork() -> bool:
@@ -42,8 +45,12 @@ class Beside(Generic[T]):
     """``call()``, forked off now (or run now where it cannot be); use as a context manager,
     which ends a child whose result nobody asked for."""
 
-    def __init__(self, call: Callable[[], T], *, name: str) -> None:
+    def __init__(self, call: Callable[[], T], *, name: str, cleans_up: bool = False) -> None:
+        """``cleans_up``: the call has something to undo when stopped (a database of its own):
+        Ctrl-C and SIGTERM reach its ``finally`` blocks, and :meth:`cancel` asks it to stop
+        with SIGTERM before it is killed."""
         self.name = name
+        self.cleans_up = cleans_up
         self._pid: int | None = None
         self._reaped = False
         self._read: int | None = None
@@ -58,7 +65,7 @@ class Beside(Generic[T]):
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read)
-            _child(call, write)
+            _child(call, write, cleans_up=cleans_up)
         os.close(write)
         self._pid, self._read = pid, read
 
@@ -114,8 +121,18 @@ class Beside(Generic[T]):
         if self._pid is None or self._reaped:
             return
         try:
-            os.kill(self._pid, signal.SIGKILL)
-            os.waitpid(self._pid, 0)
+            if self.cleans_up:
+                os.kill(self._pid, signal.SIGTERM)
+                deadline = time.monotonic() + STOP_TIMEOUT
+                while os.waitpid(self._pid, os.WNOHANG) == (0, 0):
+                    if time.monotonic() > deadline:
+                        os.kill(self._pid, signal.SIGKILL)
+                        os.waitpid(self._pid, 0)
+                        break
+                    time.sleep(0.02)
+            else:
+                os.kill(self._pid, signal.SIGKILL)
+                os.waitpid(self._pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
         if self._read is not None:
@@ -138,12 +155,13 @@ def _run(call: Callable[[], T]) -> tuple[bool, object, list[timings.Phase]]:
         return False, exc, []
 
 
-def _child(call: Callable[[], object], write: int) -> None:
+def _child(call: Callable[[], object], write: int, *, cleans_up: bool) -> None:
     """In the forked child: run ``call``, write the pickled outcome, and leave at once."""
     code = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if not cleans_up:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         timings.RUN.phases, timings.RUN.tallies = [], {}
         try:
             outcome: tuple[bool, object, list[timings.Phase]] = (True, call(), [])

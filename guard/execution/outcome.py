@@ -24,3 +24,6 @@ class Outcome:
     """Applied here as no-ops: the routers allowed none of their operations on this database."""
     seeded: Seeded | None = None
     """The rows put in the base (None: none were asked for, or the base is empty)."""
+    half_done: bool = False
+    """A migration that failed to apply left its work half done (a non-atomic one): those
+    before it were not rolled back."""

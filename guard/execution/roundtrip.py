@@ -158,6 +158,7 @@ class Execution:
             # Those that applied before the failure still go back and forth, unless it left
             # the schema other than they did (a non-atomic migration's half-done work).
             if not applied or schema.diff(snapshots[-1], self._observe(rows=False).schema):
+                self.outcome.half_done = bool(applied)
                 return self.outcome
             self.order = list(applied)
         unapplied = self._backward(before, snapshots, applied)

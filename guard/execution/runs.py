@@ -13,97 +13,25 @@ whatever happened.
 from __future__ import annotations
 
 import contextlib
-import json
-import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from guard import timings
-from guard.database import bases, cache, portable, throwaway
+from guard.database import throwaway
 from guard.database.server import Server, driver_errors, one_line
 from guard.errors import FatalError
-from guard.execution import seeding, throwaways
-from guard.execution.observation import Observation
+from guard.execution import basing, jobs, throwaways
+from guard.execution.beside import Beside
 from guard.execution.outcome import Outcome
-from guard.execution.roundtrip import Execution, Seeder
-from guard.execution.seeding import RowSettings, Seeded
+from guard.execution.roundtrip import Execution
+from guard.execution.targets import Point, Progress, Settings, Target
+from guard.planning import groups
 from guard.planning.graph import needs_models
-from guard.types import MigrationKey, StepResult, label
+from guard.types import MigrationKey
 
 if TYPE_CHECKING:
     from django.db.migrations.loader import MigrationLoader
     from django.db.migrations.state import ProjectState
-
-
-class Point(Protocol):
-    """Aims an alias at a database of ours (:func:`guard.project.point`)."""
-
-    def __call__(self, alias: str, server: Server, name: str, *, keep_options: bool,
-                 session: Mapping[str, str] | None = None) -> None: ...
-
-
-class Progress(Protocol):
-    """Where the run's lines go (:class:`guard.reporting.progress.Progress`)."""
-
-    alias: str
-    """The alias whose lines come next."""
-    several: bool
-    """More than one alias is tested."""
-
-    def line(self, text: str = "") -> None: ...
-    def base(self, count: int, seconds: float, *, cached: bool = False, reused: int = 0,
-             restored: bool = False) -> None: ...
-    def rows(self, seeded: Seeded | None, settings: RowSettings) -> None: ...
-    def step(self, key: MigrationKey, result: StepResult) -> None: ...
-    def done(self) -> None: ...
-    def applying(self, index: int, total: int, key: MigrationKey, started: float) -> None: ...
-
-
-@dataclass
-class Target:
-    """One tested alias: where its databases live, and what came of its run."""
-
-    alias: str
-    server: Server
-    keep_options: bool
-    """The project's own connection OPTIONS apply (its own server)."""
-    name: str = ""
-    """The run's database, once named."""
-    template: str | None = None
-    state: ProjectState | None = None
-    """The state after a cached base (None: the run builds the base itself)."""
-    first: Observation | None = None
-    """What its database held before the round trip, when known without reading it."""
-    outcome: Outcome | None = None
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the runs need from the run's options."""
-
-    project_dir: Path
-    cache_size: int
-    session: Mapping[str, str]
-    """``lock_timeout`` and ``statement_timeout`` for every connection."""
-    rows: RowSettings = RowSettings(count=0)
-    """The rows put in every base before the selection goes forward."""
-    measure: bool = True
-    """Measure locks, rewrites and scans (``--no-safety`` turns it off)."""
-    cache_dir: str = ""
-    """Where portable copies of the cached bases are kept ("": nowhere)."""
-
-    @property
-    def seeder(self) -> Seeder | None:
-        if not self.rows.active:
-            return None
-        rows = self.rows
-
-        def seed(state: ProjectState, connection: Any) -> Seeded:
-            return seeding.seed(state, connection, rows)
-
-        return seed
 
 
 @contextlib.contextmanager
@@ -149,14 +77,16 @@ def round_trips(
     made = [throwaways.Made(t.server, t.name, None) for t in targets]
     ended_well = False
     connect: dict[str, dict[str, Any]] = {}
+    stack = contextlib.ExitStack()  # the forked parts of the round trip, ended with it
+    forked: list[Beside[Outcome]] = []
     try:
         start: ProjectState | None = None
         if base and settings.cache_size > 0:
             everyone = [*by_alias, *left_out, *mirrors]
             with timings.phase("base") as said:
-                start = _cached_bases(targets, loader, base, base_state, settings, point,
+                start = basing.cached_bases(targets, loader, base, base_state, settings, point,
                                       base_settings, progress, everyone)
-                said.append(_base_detail(targets))
+                said.append(basing.detail(targets))
             aside()
             if start is None:
                 yield {t.alias: t.outcome for t in targets if t.outcome is not None}
@@ -164,10 +94,23 @@ def round_trips(
                 return
         for one, target in zip(made, targets, strict=True):
             one.template = target.template
+        parts = _parts(targets, loader, order, start, settings)
+        if len(parts) > 1:  # the others at once, forked with the state rendered (see .jobs)
+            assert start is not None
+            with timings.phase("rendering models", "of the state after the base, for every "
+                               "part of the round trip"):
+                start.apps  # noqa: B018 - rendered once, for every part
+            forked = [stack.enter_context(jobs.start(
+                jobs.Part(targets[0].alias, targets[0].server, str(targets[0].template),
+                          targets[0].keep_options, settings.session, part),
+                loader=loader, base=base, state=start, outcome=targets[0].outcome or Outcome(),
+                cannot_reverse=cannot_reverse, point=point,
+                execution=_making(loader, base, cannot_reverse, settings),
+            )) for part in parts[1:]]
         creating = [throwaways.Background(_creator(m), "database (made)") for m in made]
         try:
             meanwhile()
-            if start is not None and order and (
+            if start is not None and order and "apps" not in start.__dict__ and (
                     len(targets) > 1 or needs_models(loader.graph.nodes[order[0]])):
                 with timings.phase("rendering models", "of the state after the base, while "
                                    "the run's database is made"):
@@ -198,130 +141,49 @@ def round_trips(
                 chosen = by_alias[mirror]
                 point(alias, chosen.server, chosen.name, keep_options=chosen.keep_options,
                       session=settings.session)
-        with timings.phase("round trip", f"{len(order)} migration(s)"):
+        with timings.phase("round trip", f"{len(order)} migration(s)"
+                           + (f" in {len(parts)} parts at once" if len(parts) > 1 else "")):
+            progress.holding = len(parts) > 1  # the lines in order once every part is done
             for target in targets:
-                target.outcome = _run(target, loader, base, order, cannot_reverse, progress,
+                target.outcome = _run(target, loader, base, parts[0], cannot_reverse, progress,
                                       settings)
                 connect[target.name] = throwaways.options_of(connections[target.alias])
+            if len(parts) > 1:
+                mine = targets[0].outcome
+                assert mine is not None
+                targets[0].outcome = jobs.serial(
+                    order, [(parts[0], mine), *zip(parts[1:], (job.result() for job in forked),
+                                                   strict=True)], base=mine)
+                progress.release(order, targets[0].outcome.steps)
         connections.close_all()
         yield {t.alias: t.outcome for t in targets if t.outcome is not None}
         ended_well = True
     finally:
         connections.close_all()
+        stack.close()
         throwaways.finish(made, progress, hand_over=hand_over and ended_well, connect=connect)
 
 
-def _base_detail(targets: Sequence[Target]) -> str:
-    """How the bases came to be, for the timings."""
-    found = []
-    for target in targets:
-        outcome = target.outcome
-        if outcome is None:
-            continue
-        how = ("restored from the cache folder" if outcome.base_restored
-               else "cached" if outcome.base_cached
-               else f"grown from a cached one by {outcome.base_count - outcome.base_reused}"
-               if outcome.base_reused else f"built: {outcome.base_count} migration(s)")
-        found.append(how + (f" on {target.alias}" if len(targets) > 1 else ""))
-    return ", ".join(found)
+def _parts(targets: Sequence[Target], loader: MigrationLoader, order: Sequence[MigrationKey],
+           start: ProjectState | None, settings: Settings) -> list[tuple[MigrationKey, ...]]:
+    """The round trip in parts that run at once (one part: as it is). Only one tested alias
+    and a cached base: each part clones the base."""
+    if (len(targets) != 1 or start is None or targets[0].template is None
+            or not jobs.worth_it(order, settings.jobs)):
+        return [tuple(order)]
+    return groups.pack(loader.graph, order, settings.jobs)
 
 
-def _cached_bases(
-    targets: Sequence[Target],
-    loader: MigrationLoader,
-    base: Sequence[MigrationKey],
-    base_state: ProjectState,
-    settings: Settings,
-    point: Point,
-    base_settings: Callable[[str], dict[str, Any]],
-    progress: Progress,
-    everyone: Sequence[str],
-) -> ProjectState | None:
-    """Find or build each target's base as a template; the state after the base (the same on
-    every alias), or None when a base failed to apply (that target's outcome says why)."""
-    from django.db import connections
+def _making(loader: MigrationLoader, base: Sequence[MigrationKey],
+            cannot_reverse: set[MigrationKey], settings: Settings
+            ) -> Callable[[Any, Sequence[MigrationKey]], Execution]:
+    """How a forked part makes its :class:`Execution`: quiet (its lines are said here)."""
+    def make(connection: Any, part: Sequence[MigrationKey]) -> Execution:
+        return Execution(loader, connection, base=base, order=part,
+                         cannot_reverse=cannot_reverse, on_step=lambda key, result: None,
+                         timeouts=dict(settings.session), measure=settings.measure)
 
-    versions: dict[str, str] = {}
-    start: ProjectState | None = None
-    migrations = cache.migration_digests(loader, base, project_dir=settings.project_dir)
-    by_label = {label(key): key for key in base}
-    known: dict[str, str] = {}
-
-    def meanings(labels: Collection[str] | None) -> dict[str, str]:  # when a base is missing
-        wanted = [key for key in base if labels is None or label(key) in labels]
-        todo = [key for key in wanted if label(key) not in known]
-        known.update(cache.migration_digests(loader, todo, project_dir=settings.project_dir,
-                                             meaning=True))
-        return {label(key): known[label(key)] for key in wanted}
-
-    rows = (json.dumps(seeding.key_part(settings.rows), sort_keys=True)
-            if settings.rows.active else None)
-    for target in targets:
-        started = time.perf_counter()
-        server = target.server
-        where = server.describe()
-        if where not in versions:
-            versions[where] = cache.server_version(server)
-        wanted = bases.Wanted(migrations, cache.environment(
-            server_version=versions[where], settings=base_settings(target.alias)), rows,
-            meanings=meanings)
-        progress.alias = target.alias
-        execution = Execution(loader, connections[target.alias], base=base, order=(),
-                              cannot_reverse=set(), on_step=progress.step,
-                              timeouts=dict(settings.session))
-        built: list[ProjectState] = []
-
-        def aim(building: str, target: Target = target) -> None:
-            # Every alias points at the base being built (the others' databases do not exist
-            # yet): a RunPython that writes through the default manager instead of
-            # schema_editor.connection.alias lands here, not on a missing database.
-            for alias in everyone:
-                point(alias, target.server, building, keep_options=target.keep_options,
-                      session=settings.session)
-
-        def build(building: str, done: Collection[str], execution: Execution = execution,
-                  built: list[ProjectState] = built) -> bool:
-            aim(building)
-            execution.on_apply = _applying(progress)
-            try:
-                result = execution.build_base({by_label[name] for name in done})
-            finally:
-                connections.close_all()
-            if result is not None:
-                built.append(result)
-            return result is not None
-
-        def seed(building: str, target: Target = target,
-                 built: list[ProjectState] = built) -> dict[str, Any]:
-            aim(building)
-            try:
-                state = built[0] if built else base_state.clone()
-                return seeding.seed(state, connections[target.alias], settings.rows).to_dict()
-            finally:
-                connections.close_all()
-
-        folder = (portable.Folder(Path(settings.cache_dir), server, versions[where])
-                  if settings.cache_dir else None)
-        found = bases.ensure(server, wanted, build, seed, keep=settings.cache_size,
-                             folder=folder)
-        for note in folder.notes if folder is not None else ():
-            progress.line(f"note: {note}")
-        outcome = execution.outcome
-        if found is None:
-            progress.line(f"base{_on(progress, target)}: FAILED: {outcome.base_error}")
-            target.outcome = outcome
-            return None
-        target.template = found.name
-        outcome.seeded = Seeded.from_dict(found.seeded) if found.seeded else None
-        if start is None:
-            start = built[0] if built else base_state.clone()
-        outcome.base_count = len(base)
-        outcome.base_cached = found.cached
-        outcome.base_restored = found.restored
-        outcome.base_reused = len(base) if found.cached else found.reused
-        outcome.base_seconds = time.perf_counter() - started
-        target.outcome = outcome
-    return start
+    return make
 
 
 def _run(
@@ -348,7 +210,7 @@ def _run(
     if target.outcome is not None:  # the base came from the cache
         execution.outcome = target.outcome
     execution.first = target.first
-    execution.on_apply = _applying(progress)
+    execution.on_apply = basing.applying(progress)
     try:
         outcome = execution.run(target.state)
         progress.done()
@@ -360,22 +222,8 @@ def _run(
             f"{one_line(exc)}. Check that it is running, then run again."
         ) from exc
     if outcome.base_error:
-        progress.line(f"base{_on(progress, target)}: FAILED: {outcome.base_error}")
+        progress.line(f"base{basing.on_alias(progress, target)}: FAILED: {outcome.base_error}")
     return outcome
-
-
-def _applying(progress: Progress) -> Callable[[int, int, MigrationKey], None]:
-    """What the base's build reports after each migration: live progress."""
-    started = time.monotonic()
-
-    def applying(index: int, total: int, key: MigrationKey) -> None:
-        progress.applying(index, total, key, started)
-
-    return applying
-
-
-def _on(progress: Progress, target: Target) -> str:
-    return f" on {target.alias}" if progress.several else ""
 
 
 def _django_errors() -> tuple[type[BaseException], ...]:

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from guard.execution.checks import CheckResult
@@ -48,6 +49,8 @@ class Progress:
         self._done: dict[str, int] = {}
         """Steps of each kind done in this alias's round trip."""
         self._started: float | None = None
+        self.holding = False
+        """Each migration's line is held back, for :meth:`release` to say them in order."""
 
     def _named(self, text: str) -> str:
         return f"{text} on {self.alias}" if self.several else text
@@ -156,6 +159,10 @@ class Progress:
         """After each step of the round trip. With ``-v``, one line per step and all it found;
         else one line per migration once its three steps are done (its failures and findings
         under it), and meanwhile the live progress of the round trip."""
+        if self.holding:  # said in order by release(); meanwhile only the live line
+            self._done[result.step] = self._done.get(result.step, 0) + 1
+            self._round_trip(key, result)
+            return
         if self.verbose:
             self._step_lines(key, result)
             return
@@ -165,6 +172,20 @@ class Progress:
         if result.step == "forward-again":
             self._migration(key, self._pending.pop((self.alias, key)))
         self._round_trip(key, result)
+
+    def release(self, order: Sequence[MigrationKey],
+                steps: Mapping[MigrationKey, list[StepResult]]) -> None:
+        """The round trip ran in parts at once: each migration's lines, in order."""
+        self.holding = False
+        for key in order:
+            results = steps.get(key, [])
+            if self.verbose:
+                for result in results:
+                    self._step_lines(key, result)
+            elif results:
+                self._migration(key, results)
+        self._done.clear()
+        self._started = None
 
     def done(self) -> None:
         """The alias's round trip ended (maybe early): the lines of the migrations left."""

@@ -51,6 +51,7 @@ FORWARDED = {
     "fail_on": "fail_on",
     "cache_dir": "cache_dir",
     "shard": "shard",
+    "jobs": "jobs",
 }
 
 
