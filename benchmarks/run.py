@@ -419,6 +419,7 @@ def benchmark(options: Options) -> int:
                   f"generated and verified in {time.perf_counter() - started:.1f}s"
                   + (f" ({project.path})" if options.keep else ""), flush=True)
             rows.append(measure(project, guard, options))
+            settle()  # the last run's handoff drops its database
             left = leftovers(guard) - before
             if left:
                 print(f"  warning: migration-guard databases appeared and remain "

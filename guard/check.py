@@ -286,7 +286,10 @@ def _on_every_alias(
             settings=Settings(
                 project_dir=options.project_dir, cache_size=options.cache_size,
                 session={"lock_timeout": options.lock_timeout,
-                         "statement_timeout": options.statement_timeout},
+                         "statement_timeout": options.statement_timeout,
+                         # Our databases are thrown away or kept only once complete (renamed by
+                         # a commit that flushes all before it): no commit waits for the disk.
+                         "synchronous_commit": "off"},
                 rows=report.rows or RowSettings(count=0),
                 measure=options.safety,
                 cache_dir=options.cache_dir,

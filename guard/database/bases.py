@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from guard import timings
 from guard.database import cache, throwaway
 from guard.database.portable import Folder
 from guard.database.server import Server, connect_maintenance, driver_errors, quote_ident
@@ -50,6 +51,13 @@ class Base:
     """What the seeding kept with the template."""
 
 
+class Later(Protocol):
+    """Work started beside the main line (:class:`guard.execution.beside.Beside`)."""
+
+    def result(self) -> Mapping[str, str]: ...
+    def cancel(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Wanted:
     """A base to find or make."""
@@ -63,6 +71,9 @@ class Wanted:
     meanings: Callable[[Collection[str] | None], Mapping[str, str]] | None = None
     """The digests of what the migrations with these labels (None: all) mean, formatting
     aside: worked out on demand."""
+    meanings_beside: Callable[[], Later] | None = None
+    """Starts working out what every migration means beside the main line (while a base with
+    nothing to grow from is built), for its comment."""
 
     def names(self) -> tuple[str, str]:
         """The bare template's name and the one a run clones (the same without rows)."""
@@ -100,7 +111,8 @@ def ensure(server: Server, wanted: Wanted, build: Build, seed: Seed, *,
         seeded: dict[str, Any] | None = None
         if final != bare:
             building = throwaway.new_name("build")
-            throwaway.create_database(server, building, template=bare)
+            with timings.phase("copy", "of the bare base, for the rows", within="base"):
+                throwaway.create_database(server, building, template=bare)
             seeded = _made(server, cur, final, seed, building, {"stage": "seeded"}, folder)
             if seeded is None:
                 return None
@@ -153,7 +165,28 @@ def _bare(server: Server, cur: Any, name: str, wanted: Wanted, build: Build,
         return len(wanted.migrations)
     on_server = [(entry, kept) for entry, _, kept in cache.entries(server)]
     in_folder = folder.entries() if folder is not None else []
-    parent, meanings = _parent(wanted, on_server, in_folder)
+    later: Later | None = None
+    if wanted.meanings_beside is not None and not any(
+            kept.get("stage") == "bare" and kept.get("environment") == wanted.environment
+            for _, kept in [*on_server, *in_folder]):
+        # Nothing to grow from, by bytes or by meaning: what the migrations mean is only for
+        # the comment, worked out while the base is built.
+        later = wanted.meanings_beside()
+        parent, meanings = None, None
+    else:
+        parent, meanings = _parent(wanted, on_server, in_folder)
+    try:
+        return _build_bare(server, cur, name, wanted, build, folder, on_server, parent,
+                           meanings, later)
+    finally:
+        if later is not None:
+            later.cancel()
+
+
+def _build_bare(server: Server, cur: Any, name: str, wanted: Wanted, build: Build,
+                folder: Folder | None, on_server: Sequence[tuple[str, dict[str, Any]]],
+                parent: tuple[str, frozenset[str]] | None, meanings: Mapping[str, str] | None,
+                later: Later | None) -> int | None:
     stamp = {"stage": "bare", "environment": wanted.environment,
              "migrations": dict(wanted.migrations),
              **({"meanings": dict(meanings)} if meanings is not None else {})}
@@ -170,7 +203,8 @@ def _bare(server: Server, cur: Any, name: str, wanted: Wanted, build: Build,
     def fill(building: str) -> dict[str, Any] | None:
         return {} if build(building, done) else None
 
-    made = _made(server, cur, name, fill, building, stamp, folder)
+    made = _made(server, cur, name, fill, building, stamp, folder,
+                 more=(lambda: {"meanings": dict(later.result())}) if later else None)
     return None if made is None else len(done)
 
 
@@ -249,7 +283,8 @@ def closest_in(entries: Sequence[tuple[str, dict[str, Any]]], wanted: Wanted,
 
 
 def _made(server: Server, cur: Any, name: str, fill: Seed, building: str,
-          stamp: dict[str, Any], folder: Folder | None) -> dict[str, Any] | None:
+          stamp: dict[str, Any], folder: Folder | None,
+          more: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """``fill`` the new database ``building``, copy it to the cache folder, and rename it to
     ``name`` if that succeeded; what ``fill`` returned, or None (and the database dropped) if
     it did not."""
@@ -257,6 +292,8 @@ def _made(server: Server, cur: Any, name: str, fill: Seed, building: str,
     try:
         kept = fill(building)
         if kept is not None:
+            if more is not None:  # what was worked out beside the build
+                stamp = {**stamp, **more()}
             comment = {**stamp, "seeded": kept} if kept else stamp
             if folder is not None:  # before the rename: a dump's connection stops a clone
                 folder.save(name, building, comment)

@@ -9,8 +9,10 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from guard import timings
 from guard.database import bases, cache, portable
 from guard.execution import seeding
+from guard.execution.beside import Beside
 from guard.execution.roundtrip import Execution
 from guard.execution.seeding import Seeded
 from guard.execution.targets import Point, Progress, Settings, Target
@@ -74,7 +76,8 @@ def cached_bases(
             versions[where] = cache.server_version(server)
         wanted = bases.Wanted(migrations, cache.environment(
             server_version=versions[where], settings=base_settings(target.alias)), rows,
-            meanings=meanings)
+            meanings=meanings, meanings_beside=lambda: Beside(
+                lambda: dict(meanings(None)), name="meanings of the base's migrations"))
         progress.alias = target.alias
         execution = Execution(loader, connections[target.alias], base=base, order=(),
                               cannot_reverse=set(), on_step=progress.step,
@@ -94,7 +97,9 @@ def cached_bases(
             aim(building)
             execution.on_apply = applying(progress)
             try:
-                result = execution.build_base({by_label[name] for name in done})
+                with timings.phase("applying", f"{len(base) - len(done)} migration(s)",
+                                   within="base"):
+                    result = execution.build_base({by_label[name] for name in done})
             finally:
                 connections.close_all()
             if result is not None:
@@ -106,7 +111,9 @@ def cached_bases(
             aim(building)
             try:
                 state = built[0] if built else base_state.clone()
-                return seeding.seed(state, connections[target.alias], settings.rows).to_dict()
+                with timings.phase("rows", within="base"):
+                    return seeding.seed(state, connections[target.alias],
+                                        settings.rows).to_dict()
             finally:
                 connections.close_all()
 
