@@ -353,3 +353,26 @@ def test_a_data_migration_that_trips_over_generated_rows_says_how_to_fit_them(
     assert "own Python code" in forward["hint"] and "seed = " in forward["hint"]
     assert "--rows 0" in forward["hint"]
     assert check(shop, pg_url, path, "--rows", "0").returncode == 0
+
+
+DISCARDS = '''
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    atomic = False  # DISCARD ALL cannot run in a transaction
+    dependencies = [("orders", "0002_order_status")]
+    operations = [migrations.RunSQL("DISCARD ALL", "DISCARD ALL")]
+'''
+
+
+def test_a_migration_that_discards_the_sessions_state_is_still_read(shop: Path,
+                                                                   pg_url: str) -> None:
+    """Its DISCARD ALL drops the session's prepared reading and checksum function: the next
+    snapshot prepares them again."""
+    run = check(shop, pg_url, write(shop / "orders/migrations/0003_discards.py", DISCARDS))
+    assert run.returncode == 0, run.stderr
+    assert run.report["passed"] is True
+    steps = run.report["results"][0]["steps"]
+    assert [(s["step"], s["ok"]) for s in steps] == [
+        ("forward", True), ("backward", True), ("forward-again", True)]

@@ -26,6 +26,7 @@ from typing import Any
 
 from guard.database import throwaway
 from guard.database.server import Server, connect_maintenance, driver_errors, quote_ident
+from guard.errors import FatalError
 
 PREFIX = f"{throwaway.PREFIX}spare_"
 CACHE_PREFIX = f"{throwaway.PREFIX}cache_"
@@ -93,7 +94,12 @@ def make(server: Server, template: str, read: Callable[[str], dict[str, Any]]) -
             if _spares(cur, template) or not _exists(cur, template):
                 return None
             building = throwaway.new_name("build")
-            throwaway.create_database(server, building, template=template)
+            try:
+                throwaway.create_database(server, building, template=template)
+            except FatalError:
+                if not _exists(cur, template):  # evicted meanwhile by another run: no spare
+                    return None
+                raise
             try:
                 kept = {**read(building), "format": FORMAT, "template": template,
                         "made": time.time()}

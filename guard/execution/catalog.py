@@ -42,10 +42,12 @@ SELECT json_build_object(
     'identity', a.attidentity::text, 'generated', a.attgenerated::text,
     'collation', CASE WHEN a.attcollation <> t.typcollation
         THEN (SELECT collname FROM pg_collation WHERE oid = a.attcollation) END,
-    'comment', col_description(a.attrelid, a.attnum), 'position', a.attnum)), '[]')
+    'comment', ds.description, 'position', a.attnum)), '[]')
     FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
     JOIN pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    LEFT JOIN pg_description ds ON ds.objoid = a.attrelid AND ds.objsubid = a.attnum
+        AND ds.classoid = 'pg_class'::regclass
     WHERE r.relkind IN ('r', 'p')),
 'constraints', (SELECT coalesce(json_agg(json_build_object(
     'schema', r.schema, 'table', r.name, 'name', co.conname,

@@ -9,11 +9,13 @@ session create a function (no PL/pgSQL) gets the two readings one after the othe
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
 from guard.database.server import driver_errors
 from guard.execution import catalog, contents, schema
+from guard.execution.catalog import SQL
 
 _BOTH = catalog.with_more("contents", contents.JSON)
 
@@ -37,37 +39,48 @@ class Observation:
 
 _functions = True
 """Whether sessions may create the checksum function (False once one could not)."""
-_together = True
-"""Whether the driver takes two statements in one call (not with server-side binding)."""
+_prepared: dict[tuple[int, bool], str] = {}
+"""(connection, with rows) -> the name of the statement prepared for it in its session."""
+_names = itertools.count(1)
 
 
 def observe(cursor: Any, *, rows: bool = True) -> Observation:
     """The schema of the database ``cursor`` is connected to, and with ``rows`` what its
     tables hold. Outside a transaction: a failing statement must not abort one of the
-    caller's."""
-    global _functions, _together
-    if not rows:
-        return Observation(schema.snapshot(cursor), None)
-    while _functions:
+    caller's.
+
+    The reading is a statement prepared once per session (planning the catalog query costs a
+    quarter of running it); a session that lost it (a migration's ``DISCARD ALL``, a
+    reconnection, a pooler's other server session) prepares it again."""
+    global _functions
+    with_rows = rows and _functions
+    key = (id(getattr(cursor, "connection", cursor)), with_rows)
+    name = _prepared.get(key)
+    if name is not None:
         try:
-            if _together:
-                cursor.execute(contents.FUNCTION + ";\n" + _BOTH)
-                contents.last_result(cursor)
-            else:
+            cursor.execute(f"EXECUTE {name}")
+        except driver_errors() + _django_errors():
+            name = None
+    if name is None:
+        name = f"migration_guard_observe_{next(_names)}"
+        try:
+            if with_rows:
                 cursor.execute(contents.FUNCTION)
-                cursor.execute(_BOTH)
+            cursor.execute(f"PREPARE {name} AS {_BOTH if with_rows else SQL}")
         except driver_errors() + _django_errors() as exc:
-            if _together and "multiple commands" in str(exc):
-                _together = False
-                continue
-            if "plpgsql" not in str(exc) and "permission denied" not in str(exc):
+            if not with_rows or ("plpgsql" not in str(exc)
+                                 and "permission denied" not in str(exc)):
                 raise
             _functions = False
-            break
-        catalog = schema.read(cursor)
-        found = contents.from_json(catalog.pop("contents"))
+            return observe(cursor, rows=rows)
+        _prepared[key] = name
+        cursor.execute(f"EXECUTE {name}")
+    catalog = schema.read(cursor)
+    if not with_rows:
+        found = contents.snapshot_without_functions(cursor) if rows else None
         return Observation(schema.build(catalog), found)
-    return Observation(schema.snapshot(cursor), contents.snapshot_without_functions(cursor))
+    found = contents.from_json(catalog.pop("contents"))
+    return Observation(schema.build(catalog), found)
 
 
 def _django_errors() -> tuple[type[BaseException], ...]:
