@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from guard import project, timings
+from guard import imported, project, timings
 from guard.config import CheckOptions
 from guard.database import throwaway
 from guard.database.aliases import Aliases, classify
-from guard.database.providers import can_create_databases, provide
+from guard.database.providers import Provided, can_create_databases
 from guard.database.server import Server, make_interruptible
 from guard.errors import CHECK_FAILED, PASSED, FatalError
 from guard.execution import checks, routing, runs
@@ -26,6 +25,7 @@ from guard.execution.beside import Beside
 from guard.execution.outcome import Outcome
 from guard.execution.seeding import RowSettings
 from guard.execution.targets import Settings, Target
+from guard.planning import accepted as acceptance
 from guard.planning import shards
 from guard.planning.graph import Plan, load_graph, make_plan, migration_file, state_after
 from guard.planning.reversibility import irreversible_operations
@@ -70,12 +70,19 @@ def prepare(options: CheckOptions) -> Prepared:
 
 def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
               stderr: TextIO | None = None, prepared: Prepared | None = None) -> int:
-    stdout = stdout or sys.stdout
+    with contextlib.ExitStack() as early:
+        return _run_check(options, stdout or sys.stdout, stderr, prepared or prepare(options),
+                          early)
+
+
+def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
+               prepared: Prepared, early: contextlib.ExitStack) -> int:
     progress = Progress(stderr, verbose=options.verbose)
-    prepared = prepared or prepare(options)
     proj, name = prepared.project, prepared.name
     deleted = paths.deleted_keys(options.deleted)
-    loader = prepared.loader or load_graph(deleted)
+    aliases = classify(proj.databases, options.databases, proj.settings_module)
+    loader, provided = imported.load(proj, prepared.loader, options, deleted, early,
+                                     aliases.tested[0])
     graph = loader.graph
     report = Report(
         mode="full" if options.full else (options.run_mode or "paths"),
@@ -90,7 +97,6 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
         f"from {proj.settings_origin})"
     )
 
-    aliases = classify(proj.databases, options.databases, proj.settings_module)
     report.aliases = list(aliases.tested)
     progress.several = report.several
     with timings.phase("plan", "the selection, its dependents and the base"):
@@ -149,7 +155,8 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
                               function=options.seed_function, fixtures=options.fixtures)
     with Beside(run_checks, name="checks") as checking, _on_every_alias(
             proj, aliases, loader, plan, cannot_reverse, report, progress, options,
-            placeholder=name, meanwhile=checking.idle, base_state=base_state) as outcomes:
+            placeholder=name, meanwhile=checking.idle, base_state=base_state,
+            provided=provided) as outcomes:
         report.outcomes = outcomes
         report.checks = checking.result()
         for check_result in report.checks:
@@ -218,7 +225,8 @@ def _known_before_database_work(plan: Plan, graph: MigrationGraph, report: Repor
     """The accepted migrations and the irreversible operations, both found before any
     database work; the migrations that cannot be reversed."""
     # Known failures a team accepts: in config, or marked in the migration file.
-    report.accepted = _accepted(plan.order, report, options)
+    report.accepted = acceptance.accepted(plan.order, {**report.files, **report.sources},
+                                          dict(options.accept))
     progress.accepted = set(report.accepted)
     for key, why in report.accepted.items():
         progress.line(f"accepted: {label(key)} ({why}): its failures are reported, not counted")
@@ -248,17 +256,15 @@ def _on_every_alias(
     placeholder: str,
     meanwhile: Callable[[], None],
     base_state: ProjectState,
+    provided: Provided | None,
 ) -> Iterator[dict[str, Outcome]]:
-    """Provide the server, then the round trip on every tested alias; the outcomes are for
-    the block to report, the run's databases go when it ends."""
+    """Provide the server (unless it was, to load the graph), then the round trip on every
+    tested alias; the outcomes are for the block to report, the run's databases go when it
+    ends."""
     first = aliases.tested[0]
-    started = timings.RUN.now()
-    with provide(
-        options.db, project.alias_server(proj, first), docker_image=options.docker_image,
-        bindir=options.pg_bindir,
-    ) as provided:
-        timings.add("server", timings.RUN.now() - started, started=started,
-                    detail=provided.provider)
+    with contextlib.ExitStack() as stack:
+        if provided is None:
+            provided = stack.enter_context(imported.provide_server(proj, options, first))
         report.database = {
             "provider": provided.provider,
             "server": provided.server.describe(),
@@ -371,28 +377,3 @@ def _shown(path: str, options: CheckOptions) -> str:
     if options.shown_root and options.shown_root[0] and path.startswith(options.shown_root[0]):
         return options.shown_root[1] + path[len(options.shown_root[0]):]
     return path
-
-
-_MARKER = re.compile(r"^[ \t]*#[ \t]*migration-guard:[ \t]*accept\b[ \t:]*(.*)$", re.MULTILINE)
-
-
-def _accepted(
-    order: Sequence[MigrationKey], report: Report, options: CheckOptions
-) -> dict[MigrationKey, str]:
-    """Selected migrations whose failures are accepted, with the reason: ``accept`` in the
-    config, or a ``# migration-guard: accept <reason>`` comment in the migration file."""
-    configured = dict(options.accept)
-    found: dict[MigrationKey, str] = {}
-    for key in order:
-        if label(key) in configured:
-            found[key] = configured[label(key)] or "accept in [tool.migration-guard]"
-            continue
-        source = report.sources.get(key) or report.files.get(key)
-        try:
-            text = Path(source).read_text(encoding="utf-8") if source else ""
-        except (OSError, UnicodeDecodeError):
-            continue
-        match = _MARKER.search(text)
-        if match:
-            found[key] = match.group(1).strip() or "marked in the migration file"
-    return found

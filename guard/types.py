@@ -81,3 +81,5 @@ class StepResult:
     """Locks, rewrites, scans and index builds measured while the step ran."""
     locks: list[LockHeld] = field(default_factory=list)
     """Every lock it took stronger than ROW EXCLUSIVE, for ``-v``."""
+    blocked_by: list[MigrationKey] = field(default_factory=list)
+    """For a step not run because a migration it depends on failed: those failures."""

@@ -292,11 +292,12 @@ def test_a_licence_header_on_hundreds_of_migrations_selects_none(
     assert sorted(listed) == sorted(str(p.relative_to(work)) for p in touched)
 
 
-def test_a_migration_that_queries_the_database_when_imported_is_named(
+def test_a_migration_that_queries_the_database_when_imported_runs(
     shop: Path, pg_url: str
 ) -> None:
-    # taiga-back's projects.0046 reads the server version at import time to pick its SQL.
-    path = write(shop / "orders/migrations/0003_versioned.py", (
+    # taiga-back's projects.0046 reads the server version at import time to pick its SQL:
+    # `manage.py migrate` runs it, and so does the check (see tests/test_import_queries.py).
+    write(shop / "orders/migrations/0003_versioned.py", (
         "from django.db import connection, migrations\n\n"
         "pg_version = connection.cursor().connection.server_version\n\n\n"
         "class Migration(migrations.Migration):\n"
@@ -304,7 +305,5 @@ def test_a_migration_that_queries_the_database_when_imported_is_named(
         "    operations = []\n"
     ))
     run = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url)
-    assert run.returncode == 2, run.stderr
-    message = error_paragraph(run)
-    assert f"{path}:3 queries the database when it is imported" in message
-    assert "OperationalError" in message and "RunPython" in message
+    assert run.returncode == 0, run.stderr
+    no_traceback(run)

@@ -109,3 +109,33 @@ def test_a_base_grows_from_a_smaller_copy_in_the_folder(
     base = grown.report["base"]
     assert (base["migrations"], base["cached"], base["reused"]) == (20, False, 19)
     assert len(copies(folder)) == 4  # the grown base's two copies beside the first's
+
+
+def test_a_base_the_server_already_has_fills_an_empty_folder(
+    shop: Path, pg_url: str, pg_server: Server, tmp_path: Path
+) -> None:
+    # A developer's server (or a CI job's persistent one) made the base before the folder
+    # was given: the folder gets its copy once, and a fresh server restores from it.
+    unique(shop)
+    made = run_guard("check", shop / MIGRATION, "--project-dir", shop, "--db", pg_url,
+                     "--format", "json")
+    assert made.returncode == 0, made.stderr
+    folder = tmp_path / "cache"
+    filled = check(shop, pg_url, folder)
+    assert filled.report["base"]["cached"] is True
+    kept = copies(folder)
+    assert [meta["comment"]["stage"] for meta in kept.values()] == ["seeded"]
+    [(name, meta)] = kept.items()
+    assert (folder / f"{name}.dump").stat().st_size == meta["size"]
+    assert f"the server had this base and the folder no copy of it: wrote one to {folder}" \
+        in filled.stderr
+    once = check(shop, pg_url, folder)  # the copy is there: not written again
+    assert "wrote one to" not in once.stderr
+    assert copies(folder) == kept
+
+    forget(pg_server, folder)
+    restored = check(shop, pg_url, folder)
+    base = restored.report["base"]
+    assert (base["cached"], base["restored"]) == (True, True)
+    assert base["rows"] == made.report["base"]["rows"]
+    assert restored.report["results"][0]["passed"] is True

@@ -180,7 +180,7 @@ def test_merge_fails_when_a_shard_failed_and_says_what_failed(
     [summary_line] = [line for line in merged.stdout.splitlines()
                       if line.startswith("migration-guard ")]  # the annotations come after it
     assert summary_line.startswith(
-        "migration-guard FAILED: 0 of 6 migration(s) passed (full mode, 2 shards merged")
+        "migration-guard FAILED: 0 of 6 migration(s) passed, 6 failed (full mode, 2 shards merged")
 
 
 @pytest.mark.e2e

@@ -18,6 +18,7 @@ clones a half-built one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -93,10 +94,13 @@ def ensure(server: Server, wanted: Wanted, build: Build, seed: Seed, *,
     bare, final = wanted.names()
     found = _stamped(server, final)
     if found is not None:
+        _fill(folder, server, final, found)
         return Base(final, cached=True, seeded=found.get("seeded"))
     with cache.advisory_lock(server, final) as cur:
         if cache.exists(cur, final) and cache.touch(cur, final):  # made by a concurrent run
-            return Base(final, cached=True, seeded=cache.annotation(server, final).get("seeded"))
+            found = cache.annotation(server, final)
+            _fill(folder, server, final, found)
+            return Base(final, cached=True, seeded=found.get("seeded"))
         restored = _restored(server, cur, final, folder)
         if restored is not None:
             cache.evict(server, keep, protect=(final,))
@@ -120,6 +124,27 @@ def ensure(server: Server, wanted: Wanted, build: Build, seed: Seed, *,
     if folder is not None:
         folder.evict(keep, protect=(bare, final))
     return Base(final, cached=False, reused=reused, seeded=seeded or None)
+
+
+def _fill(folder: Folder | None, server: Server, name: str, comment: dict[str, Any]) -> None:
+    """The server has the template ``name`` and the cache folder no copy of it (the server
+    outlived the folder, or the folder is new): write the copy, once, from a clone (a dump's
+    connection to the template itself would stop the clones of it)."""
+    if folder is None or folder.meta(name) is not None:
+        return
+    copying = throwaway.new_name("build")
+    started = time.perf_counter()
+    with timings.phase("copy", "of the base on the server, to the cache folder",
+                       within="base"):
+        throwaway.create_database(server, copying, template=name)
+        try:
+            folder.save(name, copying, comment)
+        finally:
+            throwaway.drop_database(server, copying)
+    if folder.meta(name) is not None:
+        folder.notes.append(f"cache folder: the server had this base and the folder no copy "
+                            f"of it: wrote one to {folder.path} "
+                            f"({time.perf_counter() - started:.1f}s, once)")
 
 
 def _restored(server: Server, cur: Any, name: str, folder: Folder | None

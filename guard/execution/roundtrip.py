@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from guard import timings
-from guard.errors import FatalError
-from guard.execution import contents, findings, replay, routing, schema, undo, verdicts
+from guard.execution import blocking, contents, findings, replay, routing, schema, undo, verdicts
 from guard.execution.executor import executor
+from guard.execution.gone import still_there
 from guard.execution.observation import Observation, observe
 from guard.execution.outcome import Outcome
 from guard.execution.seeding import Seeded
@@ -32,10 +32,6 @@ OnStep = Callable[[MigrationKey, StepResult], None]
 OnBase = Callable[[int, float], None]
 OnApply = Callable[[int, int, MigrationKey], None]
 Seeder = Callable[["ProjectState", "BaseDatabaseWrapper"], Seeded]
-
-
-class ServerGone(FatalError):
-    """The server died or went away mid-run (exit 2)."""
 
 
 class Execution:
@@ -76,6 +72,11 @@ class Execution:
         """Per member of D, the states of its first forward (see :mod:`.replay`)."""
         self.phase = "round trip"
         """The phase of the run that the time of snapshots and renders counts in."""
+        self.renew: Callable[[], None] | None = None
+        """Points the connection at a new database where the run started (a clone of the
+        base's template, or an empty one), for :meth:`start_over`."""
+        self.built_here = False
+        """The base was built in this run's database (no cached template)."""
         self.first: Observation | None = None
         """The database before the selection, when known without reading it (a spare clone
         read it when it was made)."""
@@ -98,6 +99,10 @@ class Execution:
             self.states[key] = replay.pairs(migration, recorded)
         return state
 
+    def reapply(self, state: ProjectState, key: MigrationKey) -> ProjectState:
+        """Apply ``key`` again, unjudged (a database made again: see :mod:`.blocking`)."""
+        return self._apply(state, key)
+
     def _unapply(self, state_before: ProjectState, key: MigrationKey) -> None:
         migration = self.graph.nodes[key]
         with verdicts.watching(self.connection, migration, backwards=True) as self.watch, \
@@ -116,22 +121,9 @@ class Execution:
     def _record_failure(self, key: MigrationKey, result: StepResult) -> None:
         if self.watch is not None and self.watch.operation is not None:
             result.operation = self.watch.operation[0] - 1
-        self._record(key, result)
+        self.record(key, result)
 
-    def _server_still_there(self, key: MigrationKey, step: str, exc: BaseException) -> None:
-        """After a failed step: a server gone is an environment error (exit 2), not the
-        migration's fault."""
-        try:
-            self.connection.close()
-            with self.connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-        except Exception:
-            raise ServerGone(f"The PostgreSQL server stopped answering during the {step} step of "
-                             f"{label(key)}: {verdicts.error(exc)}. Check that it is running (and "
-                             "was not restarted or shut down), then run migration-guard again."
-                             ) from exc
-
-    def _observe(self, *, rows: bool = True) -> Observation:
+    def observe(self, *, rows: bool = True) -> Observation:
         """The schema now, and with ``rows`` what the tables hold, in one round trip."""
         name = "schema and rows" if rows else "schema"
         with timings.tallied(f"snapshots: {name}", within=self.phase), \
@@ -144,23 +136,22 @@ class Execution:
         """Build the base (unless ``state``, that of a base in the database, is given), then
         forward, backward and forward again."""
         if state is None:
+            self.built_here = True
             state = self.build_base()
         if state is None:
             return self.outcome
         # The state before each member of D, kept rendered as the forward pass goes: cloning a
         # rendered state costs far less than rendering one again for each unapply.
         before: dict[MigrationKey, ProjectState] = {}
-        first = self.first if self.first is not None else self._observe()
+        first = self.first if self.first is not None else self.observe()
         snapshots = [first.schema]
         self.rows = [first.rows or {}]
         applied: list[MigrationKey] = []
         if not self._forward(state, before, snapshots, applied):
-            # Those that applied before the failure still go back and forth, unless it left
-            # the schema other than they did (a non-atomic migration's half-done work).
-            if not applied or schema.diff(snapshots[-1], self._observe(rows=False).schema):
-                self.outcome.half_done = bool(applied)
-                return self.outcome
-            self.order = list(applied)
+            # A failure left its work half done where no new database could be had: those
+            # before it would be blamed for it.
+            self.outcome.half_done = bool(applied)
+            return self.outcome
         unapplied = self._backward(before, snapshots, applied)
         self._forward_again(before, snapshots, applied, unapplied)
         return self.outcome
@@ -188,7 +179,7 @@ class Execution:
             try:
                 state = self._apply(state, key)
             except Exception as exc:
-                self._server_still_there(key, "base", exc)
+                still_there(self.connection, key, "base", exc)
                 self.outcome.base_error = (
                     f"{label(key)} (outside the selection) failed to apply from an empty "
                     f"database: {self._failure(exc)}"
@@ -202,7 +193,7 @@ class Execution:
             self.on_base(self.outcome.base_count, self.outcome.base_seconds)
         return state
 
-    def _record(self, key: MigrationKey, result: StepResult) -> None:
+    def record(self, key: MigrationKey, result: StepResult) -> None:
         if key in self.outcome.denied and result.ok is True:
             # Every step of it was a no-op here: it did not pass, it did not run.
             result.ok = None
@@ -211,10 +202,6 @@ class Execution:
         self.outcome.steps.setdefault(key, []).append(result)
         self.on_step(key, result)
 
-    def _skip_rest(self, keys: Sequence[MigrationKey], step: Any, why: str) -> None:
-        for key in keys:
-            self._record(key, StepResult(step=step, ok=None, error=why))
-
     def _forward(
         self,
         state: ProjectState,
@@ -222,7 +209,14 @@ class Execution:
         snapshots: list[schema.Schema],
         applied: list[MigrationKey],
     ) -> bool:
+        """Apply D once, observing after each; a failure blocks its dependents (see
+        :mod:`.blocking`). False when one left the database half done and it could not be
+        made again: then those before it stay applied, the rest unrun."""
+        blocked = blocking.Blocking(self.graph)
         for index, key in enumerate(self.order):
+            if blocked.waits(key):
+                self.record(key, blocked.result(key, "forward"))
+                continue
             started = time.perf_counter()
             if "apps" not in state.__dict__ and needs_models(self.graph.nodes[key]):
                 with timings.tallied("rendering models", within=self.phase):
@@ -237,23 +231,27 @@ class Execution:
                     hint=verdicts.timeout_hint(exc, self.timeouts) or verdicts.forward_hint(
                         exc, self.watch, rows=any(n for n, _ in self.rows[-1].values())),
                 ))
-                self._server_still_there(key, "forward", exc)
-                rest = self.order[index + 1:]
-                self._skip_rest(rest, "forward", f"not run: {label(key)} failed to apply")
-                return False
+                still_there(self.connection, key, "forward", exc)
+                state = before.pop(key)  # Django's apply changed it in place
+                if not blocking.goes_on(self, key, self.order[index + 1:], blocked, snapshots,
+                                        applied, before):
+                    self.order = list(applied)
+                    return False
+                continue
             if routed.denied:
                 # Nothing of it ran here: the schema is the one before it.
                 self.outcome.denied.add(key)
                 snapshots.append(snapshots[-1])
                 self.rows.append(self.rows[-1])
             else:
-                seen = self._observe()
+                seen = self.observe()
                 snapshots.append(seen.schema)
                 self.rows.append(seen.rows or {})
             applied.append(key)
             result = StepResult("forward", True, time.perf_counter() - started)
             self._judge(key, result)
-            self._record(key, result)
+            self.record(key, result)
+        self.order = list(applied)  # what goes back and forth
         return True
 
     def _backward(
@@ -271,13 +269,13 @@ class Execution:
         for index in range(len(self.order) - 1, -1, -1):
             key = self.order[index]
             if key in blocked:
-                self._record(key, StepResult(
+                self.record(key, StepResult(
                     "backward", None,
                     error=f"not run: {label(blocked[key])} after it cannot be rolled back",
                 ))
                 continue
             if key in self.cannot_reverse:
-                self._record(key, StepResult(
+                self.record(key, StepResult(
                     "backward", None, error="not run: the migration cannot be reversed",
                 ))
                 self._block(key, members, blocked)
@@ -291,7 +289,7 @@ class Execution:
                     hint=(verdicts.timeout_hint(exc, self.timeouts)
                           or verdicts.backward_hint(key, self.graph)),
                 ))
-                self._server_still_there(key, "backward", exc)
+                still_there(self.connection, key, "backward", exc)
                 self._block(key, members, blocked)
                 entering = None
                 continue
@@ -312,18 +310,13 @@ class Execution:
                 entering = now
             if found is None or found:
                 entering = None if key not in self.outcome.denied else entering
-            self._record(key, result)
+            self.record(key, result)
         return unapplied
 
-    def _block(
-        self,
-        key: MigrationKey,
-        members: set[MigrationKey],
-        blocked: dict[MigrationKey, MigrationKey],
-    ) -> None:
-        for ancestor in ancestors_within(self.graph, key, members):
-            if ancestor != key:
-                blocked.setdefault(ancestor, key)
+    def _block(self, key: MigrationKey, members: set[MigrationKey],
+               blocked: dict[MigrationKey, MigrationKey]) -> None:
+        for ancestor in ancestors_within(self.graph, key, members) - {key}:
+            blocked.setdefault(ancestor, key)
 
     def _forward_again(
         self,
@@ -332,15 +325,21 @@ class Execution:
         applied: list[MigrationKey],
         unapplied: set[MigrationKey],
     ) -> None:
-        failed: MigrationKey | None = None
+        blocked = blocking.Blocking(self.graph)
+        half_done: MigrationKey | None = None
         for index, key in enumerate(self.order):
             if key not in unapplied:
-                self._record(key, StepResult(
+                self.record(key, StepResult(
                     "forward-again", None, error="not run: it was not rolled back"))
                 continue
-            if failed is not None:
-                self._record(key, StepResult(
-                    "forward-again", None, error=f"not run: {label(failed)} failed to apply again"))
+            if blocked.waits(key):
+                self.record(key, blocked.result(key, "forward-again"))
+                continue
+            if half_done is not None:
+                self.record(key, StepResult(
+                    "forward-again", None,
+                    error=f"not run: {label(half_done)} failed to apply again and left its "
+                          "work half done"))
                 continue
             started = time.perf_counter()
             try:
@@ -351,8 +350,10 @@ class Execution:
                     error=self._failure(exc),
                     hint=verdicts.forward_again_hint(key),
                 ))
-                self._server_still_there(key, "forward-again", exc)
-                failed = key
+                still_there(self.connection, key, "forward-again", exc)
+                blocked.failed(key, self.order[index + 1:])
+                if not self.graph.nodes[key].atomic:  # what it committed stays: stop here
+                    half_done = key
                 continue
             applied.append(key)
             applied.sort(key=self.order.index)
@@ -363,7 +364,7 @@ class Execution:
                               what="applying it again gives another schema than the first time")
             if result.schema_diff:
                 result.hint = verdicts.not_repeatable_hint(key)
-            self._record(key, result)
+            self.record(key, result)
 
     def _compare(
         self,
@@ -379,13 +380,14 @@ class Execution:
         the tables hold now, read with it."""
         if set(applied) != set(self.order[:prefix]):
             extra = sorted(set(applied) - set(self.order[:prefix]))
-            result.warnings.append(
-                "schema not compared: " + ", ".join(label(k) for k in extra)
-                + " stayed applied"
-            )
+            missing = sorted(set(self.order[:prefix]) - set(applied))
+            result.warnings.append("schema not compared: " + "; ".join(
+                ([", ".join(label(k) for k in extra) + " stayed applied"] if extra else [])
+                + ([", ".join(label(k) for k in missing) + " is not applied"]
+                   if missing else [])))
             return None, None
         started = time.perf_counter()
-        seen = self._observe(rows=rows)
+        seen = self.observe(rows=rows)
         found = schema.diff(expected, seen.schema)
         result.seconds += time.perf_counter() - started
         result.warnings.extend(found.warnings)

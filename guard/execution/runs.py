@@ -146,7 +146,8 @@ def round_trips(
             progress.holding = len(parts) > 1  # the lines in order once every part is done
             for target in targets:
                 target.outcome = _run(target, loader, base, parts[0], cannot_reverse, progress,
-                                      settings)
+                                      settings, renew=_renewer(target, made, point, settings,
+                                                               mirrors))
                 connect[target.name] = throwaways.options_of(connections[target.alias])
             if len(parts) > 1:
                 mine = targets[0].outcome
@@ -194,6 +195,8 @@ def _run(
     cannot_reverse: set[MigrationKey],
     progress: Progress,
     settings: Settings,
+    *,
+    renew: Callable[[], None],
 ) -> Outcome:
     from django.db import connections
 
@@ -210,6 +213,7 @@ def _run(
     if target.outcome is not None:  # the base came from the cache
         execution.outcome = target.outcome
     execution.first = target.first
+    execution.renew = renew
     execution.on_apply = basing.applying(progress)
     try:
         outcome = execution.run(target.state)
@@ -224,6 +228,22 @@ def _run(
     if outcome.base_error:
         progress.line(f"base{basing.on_alias(progress, target)}: FAILED: {outcome.base_error}")
     return outcome
+
+
+def _renewer(target: Target, made: list[throwaways.Made], point: Point, settings: Settings,
+             mirrors: Mapping[str, str]) -> Callable[[], None]:
+    """A new database for ``target`` where its run started (a clone of its base, or empty),
+    its alias and those mirroring it pointed there; dropped with the run's others."""
+    def renew() -> None:
+        one = throwaways.Made(target.server, throwaway.new_name(), target.template)
+        made.append(one)
+        throwaway.create_database(one.server, one.name, template=one.template)
+        target.name = one.name
+        for alias in (target.alias, *(a for a, m in mirrors.items() if m == target.alias)):
+            point(alias, target.server, one.name, keep_options=target.keep_options,
+                  session=settings.session)
+
+    return renew
 
 
 def _django_errors() -> tuple[type[BaseException], ...]:

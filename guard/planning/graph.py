@@ -42,11 +42,18 @@ def _project_migration(path: Path) -> bool:
         Path(django.__file__).resolve().parent)
 
 
-def load_graph(deleted: Mapping[MigrationKey, Path] | None = None) -> MigrationLoader:
+class QueriesWhenImported(FatalError):
+    """A migration module ran a query when it was imported, with no database to answer it:
+    the run gives it an empty one and loads the graph again (see :mod:`guard.check`)."""
+
+
+def load_graph(deleted: Mapping[MigrationKey, Path] | None = None, *,
+               with_database: bool = False) -> MigrationLoader:
     """Django's loader with no database: the graph as a fresh database sees it.
 
     ``deleted`` names migrations whose files this change deletes, so that a migration still
-    depending on one is reported as that."""
+    depending on one is reported as that. ``with_database``: every alias points at an empty
+    database of the run's (a query at import time gets answered)."""
     from django.db import DatabaseError
     from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
     from django.db.migrations.loader import MigrationLoader
@@ -55,13 +62,18 @@ def load_graph(deleted: Mapping[MigrationKey, Path] | None = None) -> MigrationL
         return MigrationLoader(None, ignore_no_migrations=True)
     except DatabaseError as exc:
         where = location(exc, keep=_project_migration) or "A migration module"
-        raise FatalError(
-            f"{where} queries the database when it is "
-            f"imported ({type(exc).__name__}: {' '.join(str(exc).split())}). migration-guard "
-            "imports every migration before any database of its own exists, with Django "
-            "pointed at one that does not exist yet, so that nothing of yours is touched. "
-            "Move the query into an operation: a RunPython (its schema_editor.connection) or "
-            "a RunSQL, which run on the database being migrated."
+        said = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        if with_database:
+            raise FatalError(
+                f"{where} queries the database when it is imported, and the query failed "
+                f"({said}). migration-guard gave it an empty database on the server it tests "
+                "with, as `manage.py migrate` on a new database would: a query that needs "
+                "tables or data fails there too. Move it into an operation: a RunPython (its "
+                "schema_editor.connection) or a RunSQL, which run on the database being "
+                "migrated."
+            ) from exc
+        raise QueriesWhenImported(
+            f"{where} queries the database when it is imported ({said})."
         ) from exc
     except NodeNotFoundError as exc:
         origin = exc.origin

@@ -137,6 +137,13 @@ def error_lines(report: Report, environ: Mapping[str, str]) -> Iterator[str]:
         file, line = where(key)
         yield warning(f"{label(key)} ran on no database: {why}",
                       title=f"migration-guard: {label(key)} not run", file=file, line=line)
+    for item in report.selected:
+        if report.blocked(item.migration):
+            file, line = where(item.migration)
+            needs = ", ".join(label(k) for k in report.blocked_by(item.migration))
+            yield warning(f"{label(item.migration)} was not run: it needs {needs}, which "
+                          "failed", title=f"migration-guard: {label(item.migration)} blocked",
+                          file=file, line=line)
     for check in report.checks:
         if not check.ok:
             message = "\n".join([*check.errors, *([check.hint] if check.hint else [])])
@@ -174,6 +181,7 @@ def summary(report: Report) -> str:
                           for f in s.findings]
                 if key in report.not_run:
                     notes.append(f"ran on no database: {report.not_run[key]}")
+                notes += [s.error for s in steps.values() if s.blocked_by]
                 lines.append(f"| `{report.name(key, alias)}` | " + " | ".join(cells) + " | "
                              + "<br>".join(_cell(n) for n in notes) + " |")
         lines.append("")

@@ -28,6 +28,8 @@ def _step_json(report: Report, key: MigrationKey, step: StepResult) -> dict[str,
         data["rows_lost"] = step.rows_lost
     if step.operation is not None:
         data["operation"] = step.operation + 1  # as the text says it: 1 is the first
+    if step.blocked_by:
+        data["blocked_by"] = [label(k) for k in step.blocked_by]
     if step.locks:
         data["locks"] = [
             {"table": lock.table, "lock_mode": lock.lock_mode, "seconds": round(lock.seconds, 4),
@@ -36,6 +38,10 @@ def _step_json(report: Report, key: MigrationKey, step: StepResult) -> dict[str,
             for lock in step.locks
         ]
     return data
+
+
+def _blocked_on(report: Report, key: MigrationKey, alias: str) -> list[MigrationKey]:
+    return [k for step in report.steps(key, alias) for k in step.blocked_by]
 
 
 def _findings_json(report: Report) -> list[dict[str, Any]]:
@@ -123,6 +129,8 @@ def as_json(report: Report) -> dict[str, Any]:
                 "file": report.files.get(s.migration),
                 "passed": report.passed_on(s.migration, alias),
                 "ran": report.ran_on(s.migration, alias),
+                **({"blocked_by": [label(k) for k in blocked]}
+                   if (blocked := _blocked_on(report, s.migration, alias)) else {}),
                 **({"accepted": report.accepted[s.migration]}
                    if s.migration in report.accepted else {}),
                 "steps": [_step_json(report, s.migration, step)

@@ -133,13 +133,17 @@ def _on(name: str, alias: str, report: Report) -> str:
 
 
 def _why_not_run(report: Report, key: MigrationKey, alias: str) -> str:
-    """Why a step has no result: the migration ran nowhere, or the run stopped before it."""
+    """Why a step has no result: the migration ran nowhere, the base failed, it failed to
+    apply, or it was not applied at all (its first step says why: a failure it needs)."""
     if key in report.not_run:
         return f"not run: ran on no database: {report.not_run[key]}"
     outcome = report.outcomes.get(alias)
     if outcome is not None and outcome.base_error:
         return "not run: the base failed to apply"
-    failed = [label(k) for a, k, s in report.failures() if s.step == "forward" and a == alias]
-    if failed:
-        return f"not run: {failed[0]} failed to apply, which stopped the run"
+    steps = report.steps(key, alias)
+    if steps and steps[0].step == "forward":
+        if steps[0].ok is False:
+            return "not run: it failed to apply"
+        if steps[0].ok is None and steps[0].error:
+            return steps[0].error
     return "not run"

@@ -44,6 +44,7 @@ def _step(data: dict[str, Any]) -> StepResult:
         warnings=list(data.get("warnings", [])), hint=data.get("hint", ""),
         undo_sql=list(data.get("undo_sql", [])), rows_lost=list(data.get("rows_lost", [])),
         operation=_index(data.get("operation")),
+        blocked_by=[key_of(k) for k in data.get("blocked_by", [])],
         locks=[LockHeld(lock["table"], lock["lock_mode"], _index(lock.get("operation")),
                         lock.get("statement", ""), float(lock.get("seconds", 0.0)),
                         bool(lock.get("created_here", False)))

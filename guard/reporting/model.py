@@ -176,6 +176,19 @@ class Report:
         """Failed (or was refused or accepted) on some tested alias."""
         return False in [self.passed_on(key, alias) for alias in self.aliases]
 
+    def blocked_by(self, key: MigrationKey) -> list[MigrationKey]:
+        """The failed migrations ``key`` waits on, on any alias (none: it was not blocked)."""
+        found: list[MigrationKey] = []
+        for alias in self.aliases:
+            for step in self.steps(key, alias):
+                found += [k for k in step.blocked_by if k not in found]
+        return found
+
+    def blocked(self, key: MigrationKey) -> bool:
+        """Not run on some alias because a migration it needs failed there, and failed on
+        none."""
+        return bool(self.blocked_by(key)) and not self.migration_failed(key)
+
     def stopped(self, key: MigrationKey) -> bool:
         """Never applied on an alias it was to run on: a failure before it stopped the run."""
         return key not in self.not_run and any(

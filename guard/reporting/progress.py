@@ -213,6 +213,9 @@ class Progress:
             status = "ok" if any(s.ok for s in steps) else "skipped"
         parts = [f"{s.step}{'' if s.ok else ' ' + _STATUS[s.ok]} {s.seconds:.2f}s"
                  if s.ok is not None else f"{s.step} skipped" for s in steps]
+        if steps and steps[0].ok is None and steps[0].step == "forward" and steps[0].error:
+            status = "blocked" if steps[0].blocked_by else "skipped"
+            parts = [steps[0].error]  # never applied: why
         self.line(f"  {self._named(label(key)):<{self.width}} {status:<8} {' | '.join(parts)}")
         for result in steps:
             if result.ok is False:

@@ -92,8 +92,16 @@ def summary_line(report: Report) -> str:
     passed = [s.migration for s in report.selected if report.migration_passed(s.migration)]
     checks_failed = [c.name for c in report.checks if not c.ok]
     accepted = [s.migration for s in report.selected if s.migration in report.accepted]
-    stopped = [s.migration for s in report.selected if report.stopped(s.migration)]
+    failed = [s.migration for s in report.selected if s.migration not in report.accepted
+              and report.migration_failed(s.migration)]
+    blocked = [s.migration for s in report.selected if report.blocked(s.migration)]
+    stopped = [s.migration for s in report.selected
+               if report.stopped(s.migration) and not report.blocked(s.migration)]
     parts = [f"{len(passed)} of {count} migration(s) passed"]
+    if failed:
+        parts[0] += f", {len(failed)} failed"
+    if blocked:
+        parts[0] += f", {len(blocked)} blocked by a failure"
     if accepted:
         parts[0] += f", {len(accepted)} accepted"
     if stopped:
