@@ -157,3 +157,27 @@ def test_a_named_migration_whose_dependency_fails_outside_the_selection(
     assert f"FAILED base: {BROKEN} (outside the selection) failed to apply from an empty " \
            "database" in run.stdout, run.stdout
     assert "Traceback" not in run.stderr
+
+
+def test_a_failure_to_apply_again_blocks_only_its_dependents_from_being_applied_again(
+        shop: Path, pg_url: str) -> None:
+    # Its reverse leaves its row behind (a warning, not a schema difference that every later
+    # rollback would see): applying it again fails on the duplicate key.
+    files = four_apps(shop, broken_sql="INSERT INTO catalog_category (id, name) VALUES "
+                                       "(999001, 'left behind')")
+    run = run_guard("check", files[BROKEN], files["billing.0002_free"], "--project-dir", shop,
+                    "--db", pg_url, "--format", "json")
+    assert run.returncode == 1, run.stderr
+    results = {r["migration"]: r for r in run.report["results"]}
+    assert run.failed_steps() == [("catalog.0004_broken", "forward-again")]
+    for key in BLOCKED:
+        steps = {s["step"]: s for s in results[key]["steps"]}
+        assert (steps["forward"]["ok"], steps["backward"]["ok"]) == (True, True), key
+        assert steps["forward-again"]["ok"] is None
+        assert steps["forward-again"]["blocked_by"] == [BROKEN]
+        assert steps["forward-again"]["error"] == \
+            f"not run: needs {BROKEN}, which failed to apply again"
+        assert "blocked_by" not in results[key]  # it was applied: not a blocked migration
+    assert results["billing.0002_free"]["passed"] is True
+    assert [(s["step"], s["ok"]) for s in results["billing.0002_free"]["steps"]] == [
+        ("forward", True), ("backward", True), ("forward-again", True)]

@@ -40,10 +40,6 @@ def _step_json(report: Report, key: MigrationKey, step: StepResult) -> dict[str,
     return data
 
 
-def _blocked_on(report: Report, key: MigrationKey, alias: str) -> list[MigrationKey]:
-    return [k for step in report.steps(key, alias) for k in step.blocked_by]
-
-
 def _findings_json(report: Report) -> list[dict[str, Any]]:
     return [
         {
@@ -130,7 +126,7 @@ def as_json(report: Report) -> dict[str, Any]:
                 "passed": report.passed_on(s.migration, alias),
                 "ran": report.ran_on(s.migration, alias),
                 **({"blocked_by": [label(k) for k in blocked]}
-                   if (blocked := _blocked_on(report, s.migration, alias)) else {}),
+                   if (blocked := report.blocked_on(s.migration, alias)) else {}),
                 **({"accepted": report.accepted[s.migration]}
                    if s.migration in report.accepted else {}),
                 "steps": [_step_json(report, s.migration, step)

@@ -176,17 +176,23 @@ class Report:
         """Failed (or was refused or accepted) on some tested alias."""
         return False in [self.passed_on(key, alias) for alias in self.aliases]
 
+    def blocked_on(self, key: MigrationKey, alias: str) -> list[MigrationKey]:
+        """The failed migrations that kept ``key`` from being applied on ``alias`` (none: it
+        was applied, or not for that reason). One blocked only from being applied again
+        passed its other steps: its step says so."""
+        steps = self.steps(key, alias)
+        return list(steps[0].blocked_by) if steps and steps[0].step == "forward" else []
+
     def blocked_by(self, key: MigrationKey) -> list[MigrationKey]:
-        """The failed migrations ``key`` waits on, on any alias (none: it was not blocked)."""
+        """The failed migrations that kept ``key`` from being applied, on any alias."""
         found: list[MigrationKey] = []
         for alias in self.aliases:
-            for step in self.steps(key, alias):
-                found += [k for k in step.blocked_by if k not in found]
+            found += [k for k in self.blocked_on(key, alias) if k not in found]
         return found
 
     def blocked(self, key: MigrationKey) -> bool:
-        """Not run on some alias because a migration it needs failed there, and failed on
-        none."""
+        """Never applied on some alias because a migration it needs failed there, and failed
+        on none."""
         return bool(self.blocked_by(key)) and not self.migration_failed(key)
 
     def stopped(self, key: MigrationKey) -> bool:
