@@ -17,6 +17,7 @@ from guard import timings
 from guard.execution import blocking, contents, findings, replay, routing, schema, undo, verdicts
 from guard.execution.executor import executor
 from guard.execution.gone import still_there
+from guard.execution.leftovers import Leftovers, not_compared
 from guard.execution.observation import Observation, observe
 from guard.execution.outcome import Outcome
 from guard.execution.seeding import Seeded
@@ -72,6 +73,7 @@ class Execution:
         """Per member of D, the states of its first forward (see :mod:`.replay`)."""
         self.phase = "round trip"
         """The phase of the run that the time of snapshots and renders counts in."""
+        self.leftovers = Leftovers()  # what faulty rollbacks left, for later steps
         self.renew: Callable[[], None] | None = None
         """Points the connection at a new database where the run started (a clone of the
         base's template, or an empty one), for :meth:`start_over`."""
@@ -302,6 +304,7 @@ class Execution:
                 what="rolling it back does not restore the schema from before it", rows=True,
             )
             if found:
+                self.leftovers.left(key, found)
                 result.undo_sql = undo.statements(found.items)
                 result.hint = undo.reverse_hint(label(key), result.undo_sql)
             elif found is not None and now is not None:  # the schema is back: are the rows?
@@ -378,17 +381,13 @@ class Execution:
     ) -> tuple[schema.SchemaDiff | None, contents.Contents | None]:
         """The schema now against ``expected`` (None: not compared), and with ``rows`` what
         the tables hold now, read with it."""
-        if set(applied) != set(self.order[:prefix]):
-            extra = sorted(set(applied) - set(self.order[:prefix]))
-            missing = sorted(set(self.order[:prefix]) - set(applied))
-            result.warnings.append("schema not compared: " + "; ".join(
-                ([", ".join(label(k) for k in extra) + " stayed applied"] if extra else [])
-                + ([", ".join(label(k) for k in missing) + " is not applied"]
-                   if missing else [])))
+        why_not = not_compared(applied, self.order[:prefix])
+        if why_not:
+            result.warnings.append(why_not)
             return None, None
         started = time.perf_counter()
         seen = self.observe(rows=rows)
-        found = schema.diff(expected, seen.schema)
+        found = schema.diff(self.leftovers.expected(expected, result), seen.schema)
         result.seconds += time.perf_counter() - started
         result.warnings.extend(found.warnings)
         if found:
