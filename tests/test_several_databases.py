@@ -157,6 +157,46 @@ def test_a_migration_allowed_on_both_runs_on_both(
     assert failed == [("tags.0002_broken", "default"), ("tags.0002_broken", "ledger")]
 
 
+ONLY_ON_LEDGER = '''
+from django.db import migrations
+
+
+def forward(apps, schema_editor):
+    if schema_editor.connection.alias == "ledger":
+        raise RuntimeError("the ledger holds rows this cannot convert")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("tags", "0001_initial")]
+    operations = [migrations.RunPython(forward, migrations.RunPython.noop)]
+'''
+
+AFTER = '''
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("tags", "0002_converts")]
+    operations = [migrations.RunSQL("SELECT 1", "SELECT 1")]
+'''
+
+
+def test_a_failure_on_one_alias_blocks_its_dependents_there_only(
+    project: Path, own: dict[str, str], pg_server: Server, pg_url: str
+) -> None:
+    converts = write(project / "tags/migrations/0002_converts.py", ONLY_ON_LEDGER)
+    write(project / "tags/migrations/0003_after.py", AFTER)
+    run = check(project, own, pg_server, pg_url, converts)
+    assert run.returncode == 1, run.stderr
+    by = {(r["migration"], r["alias"]): r for r in run.report["results"]}
+    assert by[("tags.0002_converts", "default")]["passed"] is True
+    assert by[("tags.0003_after", "default")]["passed"] is True
+    assert by[("tags.0002_converts", "ledger")]["passed"] is False
+    blocked = by[("tags.0003_after", "ledger")]
+    assert (blocked["passed"], blocked["blocked_by"]) == (None, ["tags.0002_converts"])
+    untouched(pg_server, own)
+
+
 def test_a_healthy_change_passes_on_both_and_the_cache_is_per_alias(
     project: Path, own: dict[str, str], pg_server: Server, pg_url: str
 ) -> None:
