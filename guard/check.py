@@ -20,7 +20,7 @@ from guard.database.aliases import Aliases, classify
 from guard.database.providers import Provided, can_create_databases
 from guard.database.server import Server, make_interruptible
 from guard.errors import CHECK_FAILED, PASSED, FatalError
-from guard.execution import checks, routing, runs
+from guard.execution import checks, routing, runs, throwaways
 from guard.execution.beside import Beside
 from guard.execution.outcome import Outcome
 from guard.execution.seeding import RowSettings
@@ -280,12 +280,16 @@ def _on_every_alias(
                     _may_create_databases(alias, server)
                     progress.line(f"database {alias}: its own server {server.describe()}")
             targets.append(Target(alias, server, keep))
-        for server in {t.server.describe(): t.server for t in targets}.values():
-            if server.is_local:
-                swept = throwaway.sweep(server)
+        sweeps = throwaways.sweeps({t.server.describe(): t.server for t in targets}.values())
+
+        def meanwhile_and_swept() -> None:
+            meanwhile()
+            for job, swept in sweeps:
+                job.join()
                 if swept:
                     progress.line(f"cleaned up {len(swept)} database(s) left by runs that "
                                   f"were killed: {', '.join(swept)}")
+
         with runs.round_trips(
             targets, loader, base=plan.base, order=plan.order, cannot_reverse=cannot_reverse,
             base_state=base_state,
@@ -304,7 +308,7 @@ def _on_every_alias(
             point=project.point, base_settings=project.base_settings,
             mirrors={a: m for a, m in aliases.mirrors.items() if a not in aliases.not_postgres},
             left_out=aliases.left_out, placeholder=(provided.server, placeholder),
-            progress=progress, meanwhile=meanwhile,
+            progress=progress, meanwhile=meanwhile_and_swept,
             # Servers that outlive the run get its databases handed over, and spares made.
             hand_over=provided.provider in ("url", "settings"),
         ) as outcomes:

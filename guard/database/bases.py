@@ -21,13 +21,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from guard import timings
 from guard.database import cache, throwaway
-from guard.database.portable import Folder
 from guard.database.server import Server, connect_maintenance, driver_errors, quote_ident
 from guard.errors import FatalError
+
+if TYPE_CHECKING:
+    from guard.database.portable import Folder
 
 Build = Callable[[str, Collection[str]], bool]
 """``build(name, done)``: apply the base, except the migrations (labels) in ``done`` that the

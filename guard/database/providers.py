@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from guard.database import binaries, cluster, container
-from guard.database import warm as warm_clusters
 from guard.database.server import Server, connect_maintenance, one_line, parse_url
 from guard.errors import FatalError
 
@@ -114,6 +112,10 @@ def provide(
                 return
             skipped.append(f"the settings' server {settings_server.describe()}: {why_not}")
     if spec in ("auto", "local"):
+        # What starts a server of our own is imported only where one is asked for.
+        from guard.database import binaries, cluster
+        from guard.database import warm as warm_clusters
+
         found = binaries.find_binaries(bindir) if bindir is not None else binaries.find_binaries()
         if bindir is not None and found is None:
             raise FatalError(
@@ -147,6 +149,8 @@ def provide(
                 "Install PostgreSQL, or `pip install \"migration-guard[embedded]\"`."
             )
         skipped.append("no local PostgreSQL binaries")
+    from guard.database import container
+
     if container.docker_available():
         with container.DockerPostgres.start(image=docker_image) as docker:
             why = f"docker container of {docker_image}"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guard import timings
-from guard.database import bases, cache, portable
+from guard.database import bases, cache
 from guard.execution import seeding
 from guard.execution.beside import Beside
 from guard.execution.roundtrip import Execution
@@ -117,8 +117,11 @@ def cached_bases(
             finally:
                 connections.close_all()
 
-        folder = (portable.Folder(Path(settings.cache_dir), server, versions[where])
-                  if settings.cache_dir else None)
+        folder = None
+        if settings.cache_dir:
+            from guard.database import portable
+
+            folder = portable.Folder(Path(settings.cache_dir), server, versions[where])
         found = bases.ensure(server, wanted, build, seed, keep=settings.cache_size,
                              folder=folder)
         for note in folder.notes if folder is not None else ():

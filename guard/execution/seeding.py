@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from guard.database.server import one_line
 from guard.errors import FatalError
-from guard.execution import rows, values
 
 if TYPE_CHECKING:
     from django.apps.registry import Apps
@@ -82,8 +81,9 @@ def key_part(settings: RowSettings) -> dict[str, Any]:
     if not settings.active:
         return {}
     code = hashlib.sha256()
-    for module in (values, rows):
-        code.update(Path(module.__file__ or "").read_bytes())
+    for module in ("values", "rows"):  # their files: imported only to make rows
+        spec = importlib.util.find_spec(f"guard.execution.{module}")
+        code.update(Path(spec.origin if spec and spec.origin else "").read_bytes())
     part: dict[str, Any] = {"count": settings.count, "data_seed": settings.data_seed,
                             "generator": code.hexdigest()[:16]}
     if settings.function:
@@ -100,6 +100,8 @@ def seed(state: ProjectState, connection: BaseDatabaseWrapper, settings: RowSett
     seeded = Seeded()
     apps = state.apps
     if settings.count > 0:
+        from guard.execution import rows
+
         made = rows.generate(apps, connection, count=settings.count, seed=settings.data_seed)
         seeded.rows, seeded.tables = made.rows, made.tables
         seeded.notes.extend(f"no rows for {why}" for why in made.skipped)

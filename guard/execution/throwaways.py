@@ -13,7 +13,7 @@ and stops) they are dropped here, all at once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,3 +132,22 @@ class Background:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+def sweeps(servers: Iterable[Server]) -> list[tuple[Background, list[str]]]:
+    """What runs that were killed left on each local server of ``servers``, dropped beside the
+    run's other work (:func:`guard.database.throwaway.sweep`); each job's list, once it is
+    joined, names what it dropped."""
+    found: list[tuple[Background, list[str]]] = []
+    for server in servers:
+        if server.is_local:
+            swept: list[str] = []
+            found.append((Background(_sweeper(server, swept)), swept))
+    return found
+
+
+def _sweeper(server: Server, into: list[str]) -> Callable[[], None]:
+    def sweep() -> None:
+        into.extend(throwaway.sweep(server))
+
+    return sweep

@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import TextIO
 
 from guard.errors import FatalError
-from guard.reporting import github as gh
-from guard.reporting.json_report import as_json
-from guard.reporting.junit import as_junit
 from guard.reporting.model import Report
 from guard.reporting.text import summary_line, write_text
 
@@ -29,10 +26,18 @@ def _text(report: Report) -> str:
 
 
 def _json(report: Report) -> str:
+    from guard.reporting.json_report import as_json  # the formats a run asks for, imported
+
     return json.dumps(as_json(report), indent=2) + "\n"
 
 
-RENDERERS: dict[str, Callable[[Report], str]] = {"text": _text, "json": _json, "junit": as_junit}
+def _junit(report: Report) -> str:
+    from guard.reporting.junit import as_junit
+
+    return as_junit(report)
+
+
+RENDERERS: dict[str, Callable[[Report], str]] = {"text": _text, "json": _json, "junit": _junit}
 """Each report format, rendered as the text of a file."""
 
 
@@ -71,6 +76,8 @@ def write(
         stdout.write(summary_line(report) + "\n")
     environ = environ if environ is not None else {}
     if github and environ.get("GITHUB_ACTIONS") == "true":
+        from guard.reporting import github as gh
+
         annotations = stdout if on_stdout in ("", "text") else stderr
         for line in gh.error_lines(report, environ):
             annotations.write(line + "\n")
