@@ -52,6 +52,11 @@ def test_a_defect_fails_with_rows_and_passes_without(shop: Path, pg_url: str, na
     assert step == scenario.fails
     for words in scenario.says:
         assert words in error, error
+    if step == "forward":  # a value in the data made it fail: the hint says what to do
+        [hint] = [s.get("hint", "") for r in with_rows.report["results"] for s in r["steps"]
+                  if s["ok"] is False]
+        assert "It failed on what the tables held" in hint, hint
+        assert "seed =" in hint and "--rows 0" in hint
     assert with_rows.report["rows"]["per_model"] == 3
     assert with_rows.report["base"]["rows"]["rows"] >= 3
 

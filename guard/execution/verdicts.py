@@ -257,6 +257,17 @@ def forward_hint(exc: BaseException, watch: Watch | None = None, *, rows: bool =
             "tables. If real rows can look like these, it would fail on them too: make it "
             "handle them."
         )
+    if rows and _about_the_data(exc):
+        return (
+            "It failed on what the tables held (generated rows: the first holds the edge of "
+            "what each field allows, the longest string and the largest number, the second "
+            "the other edge, NULL and the smallest number; and what earlier migrations made). "
+            "A production table holding such a value fails the same way: make the migration "
+            "handle it (fix or remove such rows first, in a data migration before it). If your "
+            "data can never hold it, make the generated rows fit: seed = "
+            "\"package.module:function\" in [tool.migration-guard] is called after them with "
+            "the historical models; --rows 0 checks it on empty tables."
+        )
     if "already exists" in text and "Key (" not in text:
         return ("An object it creates already exists: the base state already has it, "
                 "or an earlier migration's reverse left it behind.")
@@ -266,6 +277,14 @@ def forward_hint(exc: BaseException, watch: Watch | None = None, *, rows: bool =
                 "RemoveIndexConcurrently and RunSQL with CREATE INDEX CONCURRENTLY need "
                 "`atomic = False` on the Migration (and nothing else in it that must be atomic).")
     return "Run `python manage.py sqlmigrate` for it and try the SQL on a copy of your database."
+
+
+def _about_the_data(exc: BaseException) -> bool:
+    """A value the data holds made it fail (too long, out of range, NULL, a duplicate, a
+    check): not the SQL itself."""
+    from django.db import DataError, IntegrityError
+
+    return isinstance(exc, (DataError, IntegrityError))
 
 
 def backward_hint(key: MigrationKey, graph: Any) -> str:
