@@ -91,6 +91,7 @@ def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
         last=options.last,
         fail_on=options.fail_on,
         measured=options.safety,
+        verbose=options.verbose,
     )
     progress.line(
         f"migration-guard: {report.project_dir} (settings {proj.settings_module}, "
@@ -147,8 +148,7 @@ def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
 
     if not (plan.order or options.full):
         report.checks = run_checks()
-        for check_result in report.checks:
-            progress.check(check_result)
+        progress.checks(report.checks)
         report.database = {"provider": "none", "reason": "no migration selected"}
         return verdict()
     report.rows = RowSettings(count=options.rows, data_seed=options.data_seed,
@@ -159,8 +159,7 @@ def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
             provided=provided) as outcomes:
         report.outcomes = outcomes
         report.checks = checking.result()
-        for check_result in report.checks:
-            progress.check(check_result)
+        progress.checks(report.checks)
         report.not_run = _not_run(plan.order, report, aliases)
         if options.verbose and report.several:
             for alias, outcome in report.outcomes.items():
@@ -228,6 +227,7 @@ def _known_before_database_work(plan: Plan, graph: MigrationGraph, report: Repor
     report.accepted = acceptance.accepted(plan.order, {**report.files, **report.sources},
                                           dict(options.accept))
     progress.accepted = set(report.accepted)
+    progress.fail_on = options.fail_on
     for key, why in report.accepted.items():
         progress.line(f"accepted: {label(key)} ({why}): its failures are reported, not counted")
     cannot_reverse: set[MigrationKey] = set()

@@ -64,7 +64,10 @@ def test_main_gaining_a_migration_grows_the_cached_base(
 ) -> None:
     unique(shop)
     first = check(shop, pg_url)
-    assert (first.report["base"]["migrations"], first.report["base"]["reused"]) == (19, 0)
+    # Built, or grown from the 14 migrations of Django's own apps that every copy of the
+    # example starts with, where another test's full run of the example cached them.
+    assert first.report["base"]["migrations"] == 19
+    assert first.report["base"]["reused"] in (0, 14)
     before = templates(pg_server)
     write(shop / "catalog/migrations/0004_gained.py", GAINED)
 

@@ -339,3 +339,41 @@ def test_running_the_undo_sql_restores_the_schema(conn: Any, change: str) -> Non
     for statement in sql:
         cur.execute(statement)
     assert diff(before, snapshot(cur)).differences == (), sql
+
+
+@pytest.fixture
+def own_bases(pg_server: Server) -> Iterator[None]:
+    """The bases a test's runs cache are dropped after it: the example's full run caches the
+    14 migrations of Django's own apps, which other tests' bases would grow from."""
+    from tests.conftest import _our_databases, settle
+
+    before = _our_databases(pg_server)
+    yield
+    settle(pg_server)
+    for name in sorted(_our_databases(pg_server) - before):
+        throwaway.drop_database(pg_server, name)
+
+
+@pytest.mark.usefixtures("own_bases")
+def test_a_passing_full_run_of_the_example_is_short_and_the_json_has_every_finding(
+        shop: Path, pg_url: str) -> None:
+    text = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url)
+    assert text.returncode == 0, text.stderr
+    lines = (text.stderr + text.stdout).splitlines()
+    assert len(lines) <= 25, "\n".join(lines)
+    assert not any(line.lstrip().startswith(("statement:", "hint:")) for line in lines)
+    said = [line for line in text.stdout.splitlines() if line.startswith("warning: ")]
+    folded = [line for line in said if "more finding(s) that do not fail the run" in line]
+    full = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url, "--format",
+                     "json")
+    found = full.report["findings"]
+    assert len(found) == 7 and all(f["statement"] and f["hint"] for f in found)
+    assert len(said) - len(folded) == 5 and folded == [
+        "warning: 2 more finding(s) that do not fail the run (-v shows each with its statement "
+        "and hint; so does --format json)"]
+    # The longest blocks first.
+    seconds = [float(line.split(" s): ")[0].rsplit(", ", 1)[1]) for line in said[:5]]
+    assert seconds == sorted(seconds, reverse=True)
+    verbose = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url, "-v")
+    assert sum(1 for line in verbose.stdout.splitlines()
+               if line.startswith("  statement:")) == 7

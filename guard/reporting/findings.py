@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from guard.reporting.model import Found, Report
+from guard.reporting.policy import failing
 from guard.types import Finding, LockHeld, StepResult
 
 _WHAT = {"forward": "forward", "backward": "backward (the rollback's cost)"}
@@ -27,21 +28,34 @@ def where(finding: Finding) -> str:
     return f"{operation}{' '.join(finding.statement.split())}"
 
 
+FOLD = 5
+"""Findings that do not fail the run, one line each, before the rest are folded to a count."""
+
+
 def text_lines(report: Report) -> list[str]:
-    """The findings section of the text report: failures first, then warnings."""
+    """The findings section of the text report: each failure with its statement and hint;
+    then those that do not fail the run, one line each, the longest first, folded to a count
+    after :data:`FOLD` (``report.verbose``: each in full)."""
     lines: list[str] = []
     found = report.findings()
-    for item in sorted(found, key=lambda f: not report.fails(f)):
+    for item in [f for f in found if report.fails(f)]:
+        lines.append(f"FAILED {title(report, item)}")
+        lines.append(f"  file: {report.files.get(item[1], '?')}")
+        lines += _said(item)
+    others = sorted((f for f in found if not report.fails(f)), key=lambda f: -f[3].seconds)
+    for index, item in enumerate(others):
         key = item[1]
-        if report.fails(item):
-            lines.append(f"FAILED {title(report, item)}")
-            lines.append(f"  file: {report.files.get(key, '?')}")
-        elif key in report.accepted and item[2].step == "forward":
+        if index == FOLD and not report.verbose:
+            lines.append(f"warning: {len(others) - FOLD} more finding(s) that do not fail the "
+                         "run (-v shows each with its statement and hint; so does "
+                         "--format json)")
+            break
+        if key in report.accepted and item[2].step == "forward":
             lines.append(f"accepted ({report.accepted[key]}) {title(report, item)}")
         else:
             lines.append(f"warning: {title(report, item)}")
-        lines.append(f"  statement: {where(item[3])}")
-        lines.append(f"  hint: {item[3].hint}")
+        if report.verbose:
+            lines += _said(item)
     if found:
         failing = sum(1 for item in found if report.fails(item))
         lines.append(
@@ -51,9 +65,16 @@ def text_lines(report: Report) -> list[str]:
     return lines
 
 
-def step_lines(step: StepResult, *, verbose: bool) -> list[str]:
-    """Under a step's progress line: its findings; with ``-v``, every lock it took."""
-    lines = [headline(f) for f in step.findings]
+def _said(item: Found) -> list[str]:
+    return [f"  statement: {where(item[3])}", f"  hint: {item[3].hint}"]
+
+
+def step_lines(step: StepResult, *, verbose: bool, fail_on: frozenset[str] = frozenset(),
+               accepted: bool = False) -> list[str]:
+    """Under a step's progress line: its findings that fail the run (the report lists the
+    others); with ``-v``, every finding and every lock it took."""
+    lines = [headline(f) for f in step.findings
+             if verbose or (not accepted and failing(f.kind, step.step, fail_on))]
     if verbose and step.locks:
         lines.append("locks:")
         lines += [f"  {lock_line(lock)}" for lock in step.locks]

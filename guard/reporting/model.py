@@ -63,6 +63,8 @@ class Report:
     """``--shard I/N``: which part of the full run this is."""
     merged: int = 0
     """How many shards' reports ``report merge`` made this one of (0: a run's own)."""
+    verbose: bool = False
+    """``-v``: the text report gives every finding its statement and hint."""
 
     @property
     def several(self) -> bool:

@@ -36,6 +36,9 @@ class Progress:
         self._last = time.monotonic()
         """When the last line, plain or live, was written."""
         self.accepted: set[MigrationKey] = set()
+        self.fail_on: frozenset[str] = frozenset()
+        """Kinds of finding that fail the run: only those are said under a migration's line
+        (all of them with ``-v``)."""
         self.several = False
         """More than one alias is tested: every step line names its alias."""
         self.alias = "default"
@@ -91,6 +94,14 @@ class Progress:
             self.line("selected: no migrations")
             return
         self.total = len(report.selected)
+        if report.mode == "full" and not self.verbose:  # each one has its line below
+            last = sum(1 for s in report.selected if s.reason == "last-N")
+            rest = len(report.selected) - last
+            self.line(f"selected {len(report.selected)} migration(s): the last {report.last} "
+                      f"of each app ({last})" + (f" and {rest} that depend on them"
+                                                  if rest else "") + "; -v lists them")
+            self.width = max(self.width, *(len(label(s.migration)) for s in report.selected))
+            return
         self.line(f"selected {len(report.selected)} migration(s):")
         width = max(len(label(s.migration)) for s in report.selected)
         self.width = max(self.width, width + (len(" on ") + max(map(len, report.aliases))
@@ -98,6 +109,14 @@ class Progress:
         for item in report.selected:
             why = describe_reason(item, report.last, report.mode)
             self.line(f"  {label(item.migration):<{width}}  {why}")
+
+    def checks(self, results: Sequence[CheckResult]) -> None:
+        """The project checks: one line when all passed (a line each with ``-v``)."""
+        if results and all(r.ok for r in results) and not self.verbose:
+            self.line(f"checks: {', '.join(r.name for r in results)}: ok")
+            return
+        for result in results:
+            self.check(result)
 
     def check(self, result: CheckResult) -> None:
         """A project check's line: what failed, on the line itself (the report has it all)."""
@@ -222,7 +241,8 @@ class Progress:
                 self.line(f"      {result.step}: {result.error}")
             for lost in result.rows_lost:
                 self.line(f"      warning: {result.step}: {lost}")
-            for line in findings.step_lines(result, verbose=False):
+            for line in findings.step_lines(result, verbose=False, fail_on=self.fail_on,
+                                            accepted=key in self.accepted):
                 self.line(f"      {result.step}: {line}")
 
     def _step_lines(self, key: MigrationKey, result: StepResult) -> None:
