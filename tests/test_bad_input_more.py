@@ -297,9 +297,10 @@ def test_a_migration_that_queries_the_database_when_imported_runs(
 ) -> None:
     # taiga-back's projects.0046 reads the server version at import time to pick its SQL:
     # `manage.py migrate` runs it, and so does the check (see tests/test_import_queries.py).
+    # (taiga asks psycopg2's connection; Django's pg_version works with either driver.)
     write(shop / "orders/migrations/0003_versioned.py", (
         "from django.db import connection, migrations\n\n"
-        "pg_version = connection.cursor().connection.server_version\n\n\n"
+        "pg_version = connection.pg_version\n\n\n"
         "class Migration(migrations.Migration):\n"
         '    dependencies = [("orders", "0002_order_status")]\n'
         "    operations = []\n"
@@ -307,3 +308,17 @@ def test_a_migration_that_queries_the_database_when_imported_runs(
     run = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url)
     assert run.returncode == 0, run.stderr
     no_traceback(run)
+
+
+def test_a_migration_whose_top_level_code_raises_is_named(shop: Path, pg_url: str) -> None:
+    path = write(shop / "orders/migrations/0003_raises.py", (
+        "from django.db import migrations\n\n"
+        "LIMIT = {}['missing']\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("orders", "0002_order_status")]\n'
+        "    operations = []\n"
+    ))
+    run = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url)
+    assert run.returncode == 1, run.stderr
+    message = error_paragraph(run)
+    assert f"{path}:3: a migration raised KeyError when it was imported" in message

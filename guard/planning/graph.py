@@ -109,6 +109,15 @@ def load_graph(deleted: Mapping[MigrationKey, Path] | None = None, *,
             f"{location(exc)}: a migration failed to import: {type(exc).__name__}: {exc}. "
             "Install what it imports or fix the import."
         ) from exc
+    except Exception as exc:
+        where = location(exc, keep=_project_migration)
+        if not where:  # not raised by a migration module: a bug, said as one
+            raise
+        raise ProjectError(
+            f"{where}: a migration raised {type(exc).__name__} when it was imported: "
+            f"{' '.join(str(exc).split())}. `python manage.py showmigrations` fails on it too; "
+            "fix the module's top-level code."
+        ) from exc
 
 
 
