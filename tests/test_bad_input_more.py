@@ -292,32 +292,33 @@ def test_a_licence_header_on_hundreds_of_migrations_selects_none(
     assert sorted(listed) == sorted(str(p.relative_to(work)) for p in touched)
 
 
+def orders_migration(shop: Path, name: str, imports: str, top: str) -> Path:
+    """An empty migration ``orders.<name>`` after 0002 whose module runs ``top`` (line 3)
+    when it is imported."""
+    return write(shop / f"orders/migrations/{name}.py", (
+        f"{imports}\n\n{top}\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("orders", "0002_order_status")]\n'
+        "    operations = []\n"
+    ))
+
+
 def test_a_migration_that_queries_the_database_when_imported_runs(
     shop: Path, pg_url: str
 ) -> None:
     # taiga-back's projects.0046 reads the server version at import time to pick its SQL:
     # `manage.py migrate` runs it, and so does the check (see tests/test_import_queries.py).
     # (taiga asks psycopg2's connection; Django's pg_version works with either driver.)
-    write(shop / "orders/migrations/0003_versioned.py", (
-        "from django.db import connection, migrations\n\n"
-        "pg_version = connection.pg_version\n\n\n"
-        "class Migration(migrations.Migration):\n"
-        '    dependencies = [("orders", "0002_order_status")]\n'
-        "    operations = []\n"
-    ))
+    orders_migration(shop, "0003_versioned", "from django.db import connection, migrations",
+                     "pg_version = connection.pg_version")
     run = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url)
     assert run.returncode == 0, run.stderr
     no_traceback(run)
 
 
 def test_a_migration_whose_top_level_code_raises_is_named(shop: Path, pg_url: str) -> None:
-    path = write(shop / "orders/migrations/0003_raises.py", (
-        "from django.db import migrations\n\n"
-        "LIMIT = {}['missing']\n\n\n"
-        "class Migration(migrations.Migration):\n"
-        '    dependencies = [("orders", "0002_order_status")]\n'
-        "    operations = []\n"
-    ))
+    path = orders_migration(shop, "0003_raises", "from django.db import migrations",
+                            "LIMIT = {}['missing']")
     run = run_guard("check", "--full", "--project-dir", shop, "--db", pg_url)
     assert run.returncode == 1, run.stderr
     message = error_paragraph(run)

@@ -94,18 +94,17 @@ class Progress:
             self.line("selected: no migrations")
             return
         self.total = len(report.selected)
+        width = max(len(label(s.migration)) for s in report.selected)
+        self.width = max(self.width, width + (len(" on ") + max(map(len, report.aliases))
+                                              if self.several else 0))
         if report.mode == "full" and not self.verbose:  # each one has its line below
             last = sum(1 for s in report.selected if s.reason == "last-N")
             rest = len(report.selected) - last
             self.line(f"selected {len(report.selected)} migration(s): the last {report.last} "
                       f"of each app ({last})" + (f" and {rest} that depend on them"
                                                   if rest else "") + "; -v lists them")
-            self.width = max(self.width, *(len(label(s.migration)) for s in report.selected))
             return
         self.line(f"selected {len(report.selected)} migration(s):")
-        width = max(len(label(s.migration)) for s in report.selected)
-        self.width = max(self.width, width + (len(" on ") + max(map(len, report.aliases))
-                                              if self.several else 0))
         for item in report.selected:
             why = describe_reason(item, report.last, report.mode)
             self.line(f"  {label(item.migration):<{width}}  {why}")
