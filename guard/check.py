@@ -23,7 +23,6 @@ from guard.errors import CHECK_FAILED, PASSED, FatalError
 from guard.execution import checks, routing, runs, throwaways
 from guard.execution.beside import Beside
 from guard.execution.outcome import Outcome
-from guard.execution.seeding import RowSettings
 from guard.execution.targets import Settings, Target
 from guard.planning import accepted as acceptance
 from guard.planning import shards
@@ -32,6 +31,8 @@ from guard.planning.reversibility import irreversible_operations
 from guard.reporting.model import Report
 from guard.reporting.progress import Progress
 from guard.reporting.writers import write as write_reports
+from guard.rows.seeding import RowSettings
+from guard.safety.production import Estimating, project_tables
 from guard.selection import paths
 from guard.types import MigrationKey, Selected, label
 
@@ -78,6 +79,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
 def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
                prepared: Prepared, early: contextlib.ExitStack) -> int:
     progress = Progress(stderr, verbose=options.verbose)
+    estimating = Estimating.load(options.stats, options.speed_factor, options.max_stats_age_days)
     proj, name = prepared.project, prepared.name
     deleted = paths.deleted_keys(options.deleted)
     aliases = classify(proj.databases, options.databases, proj.settings_module)
@@ -90,6 +92,7 @@ def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
         settings=proj.settings_module,
         last=options.last,
         fail_on=options.fail_on,
+        budget=options.max_blocking_seconds,
         measured=options.safety,
         verbose=options.verbose,
     )
@@ -110,6 +113,7 @@ def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
                 report.sources[key] = filename
         report.not_tested = _not_tested(aliases, plan.order)
         report.notes.extend(_alias_notes(aliases))
+        report.notes.extend(estimating.notes(project_tables()) if estimating else [])
         progress.selection(report)
         for line in report.not_tested:
             progress.line(f"warning: {line}")
@@ -156,7 +160,7 @@ def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
     with Beside(run_checks, name="checks") as checking, _on_every_alias(
             proj, aliases, loader, plan, cannot_reverse, report, progress, options,
             placeholder=name, meanwhile=checking.idle, base_state=base_state,
-            provided=provided) as outcomes:
+            provided=provided, estimating=estimating) as outcomes:
         report.outcomes = outcomes
         report.checks = checking.result()
         progress.checks(report.checks)
@@ -227,7 +231,7 @@ def _known_before_database_work(plan: Plan, graph: MigrationGraph, report: Repor
     report.accepted = acceptance.accepted(plan.order, {**report.files, **report.sources},
                                           dict(options.accept))
     progress.accepted = set(report.accepted)
-    progress.fail_on = options.fail_on
+    progress.fail_on, progress.budget = options.fail_on, options.max_blocking_seconds
     for key, why in report.accepted.items():
         progress.line(f"accepted: {label(key)} ({why}): its failures are reported, not counted")
     cannot_reverse: set[MigrationKey] = set()
@@ -257,6 +261,7 @@ def _on_every_alias(
     meanwhile: Callable[[], None],
     base_state: ProjectState,
     provided: Provided | None,
+    estimating: Estimating | None = None,
 ) -> Iterator[dict[str, Outcome]]:
     """Provide the server (unless it was, to load the graph), then the round trip on every
     tested alias; the outcomes are for the block to report, the run's databases go when it
@@ -304,6 +309,8 @@ def _on_every_alias(
                 measure=options.safety,
                 cache_dir=options.cache_dir,
                 jobs=options.jobs,
+                estimator=(estimating.ready(provided.server, progress.line) if estimating
+                           else None),
             ),
             point=project.point, base_settings=project.base_settings,
             mirrors={a: m for a, m in aliases.mirrors.items() if a not in aliases.not_postgres},

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from guard import rowsconfig, safetyconfig
 from guard.database.server import parse_url
 from guard.errors import FatalError
 from guard.planning import shards
+from guard.rows import config as rowsconfig
+from guard.safety import config as safetyconfig
 from guard.timings import Exported
 
 Format = Literal["text", "json", "junit"]
@@ -27,7 +28,7 @@ KNOWN_KEYS = {
     "settings", "db", "last", "allow_irreversible", "docker_image", "base", "python",
     "semantic_diff", "cache_size", "lock_timeout", "statement_timeout", "accept", "pg_bindir",
     "databases", "rows", "data_seed", "seed", "fixtures", "fail_on", "safety", "cache_dir",
-    "jobs",
+    "jobs", *safetyconfig.ESTIMATE_KEYS,
 }
 
 
@@ -61,9 +62,9 @@ class CheckOptions:
     lock_timeout: str = "10s"
     statement_timeout: str = "2min"
     cache_size: int = 5
+    """How many cached base states (template databases) to keep per server; 0 turns it off."""
     cache_dir: str = ""
     """``--cache-dir`` / ``cache_dir``: a folder keeping portable copies of the cached bases."""
-    """How many cached base states (template databases) to keep per server; 0 turns it off."""
     jobs: int = 1
     """``--jobs`` / ``jobs``: how many independent parts of the round trip run at once
     (default: the cores this process may use)."""
@@ -82,6 +83,12 @@ class CheckOptions:
     """``--no-safety`` / ``safety = false``: no measuring of locks, rewrites and scans."""
     fail_on: frozenset[str] = field(default_factory=frozenset)
     """``--fail-on`` / ``fail_on``: kinds of finding that fail the run (``backward:KIND``)."""
+    stats: str = ""
+    """``--stats`` / ``stats``: production's sizes, for each finding's estimate ("": none)."""
+    speed_factor: float = 1.0
+    max_stats_age_days: float = 30.0
+    max_blocking_seconds: float | None = None
+    """With stats: a finding fails only where its estimate is over this (:mod:`guard.safety`)."""
     # The git side: how to find what changed (used before the Django side starts).
     mode: Mode = "auto"
     base: str | None = None
@@ -154,12 +161,9 @@ def read_config(project_dir: Path) -> dict[str, Any]:
             f"{path}: unknown key(s) in [tool.migration-guard]: {', '.join(unknown)}. "
             f"Known keys: {', '.join(sorted(KNOWN_KEYS))}."
         )
-    _expect(table, path, "settings", str)
-    _expect(table, path, "db", str)
-    _expect(table, path, "last", int)
-    _expect(table, path, "docker_image", str)
-    _expect(table, path, "cache_size", int)
-    _expect(table, path, "jobs", int)
+    for key, kind in (("settings", str), ("db", str), ("last", int), ("docker_image", str),
+                      ("cache_size", int), ("jobs", int)):
+        _expect(table, path, key, kind)
     if "jobs" in table and table["jobs"] < 1:
         raise FatalError(f"{path}: [tool.migration-guard] jobs must be 1 or more, not "
                          f"{table['jobs']}.")
@@ -171,9 +175,8 @@ def read_config(project_dir: Path) -> dict[str, Any]:
                 f"{path}: [tool.migration-guard] {key} = {table[key]!r} is not a PostgreSQL "
                 'duration: write e.g. "500ms", "10s", "2min" (or "0" for none).'
             )
-    _expect(table, path, "base", str)
-    _expect(table, path, "python", str)
-    _expect(table, path, "pg_bindir", str)
+    for key in ("base", "python", "pg_bindir"):
+        _expect(table, path, key, str)
     if "pg_bindir" in table and not table["pg_bindir"].strip():
         raise FatalError(
             f"{path}: [tool.migration-guard] pg_bindir is empty: give the bin folder of a "
@@ -314,6 +317,8 @@ def build_options(
     cache_dir: str | None = None,
     shard: str | None = None,
     jobs: int | None = None,
+    stats: str | None = None,
+    max_blocking_seconds: str | None = None,
     cwd: Path | None = None,
 ) -> CheckOptions:
     """Merge flags (which win) over the pyproject table into :class:`CheckOptions`."""
@@ -368,6 +373,8 @@ def build_options(
         safety=safety if safety is not None else bool(config.get("safety", True)),
         fail_on=(safetyconfig.fail_on(fail_on, "--fail-on") if fail_on
                  else safetyconfig.fail_on(_listed(config.get("fail_on", [])), "fail_on")),
+        **safetyconfig.estimating(config, stats, max_blocking_seconds, here,
+                                  find_pyproject(root)),
         lock_timeout=config.get("lock_timeout", "10s"),
         statement_timeout=config.get("statement_timeout", "2min"),
         mode="full" if full else mode,

@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--settings", metavar="MODULE", help="Django settings module")
     clean.add_argument("--project-dir", type=Path, metavar="DIR",
                        help="the folder with manage.py (default: found from the current folder)")
+    stats = commands.add_parser(
+        "stats", help="write production's table sizes for estimates (check --stats FILE)",
+        description="Connect read-only to the database at URL (production or a replica) and "
+        "write each table's row estimate and heap, TOAST and index sizes, read from the "
+        "catalogs only (no table is read), as JSON for check --stats FILE.")
+    stats.add_argument("--db", required=True, metavar="URL",
+                       help="postgres://ROLE@HOST:PORT/DATABASE (a role with CONNECT is enough)")
+    stats.add_argument("--output", metavar="FILE", help="write it to FILE (default: stdout)")
     report = commands.add_parser(
         "report", help="work with JSON reports (merge the shards of a full run)",
         description="Work with the JSON reports that check --format json=FILE writes.")
@@ -125,6 +133,12 @@ def _add_check_options(check: argparse.ArgumentParser) -> None:
                        help="make forward findings of these kinds fail the run: rewrite, scan, "
                        "blocking-index, lock; backward:KIND for a rollback's (default: findings "
                        "are reported, not failures)")
+    check.add_argument("--stats", metavar="FILE",
+                       help="production's table sizes (made by 'migration-guard stats'): each "
+                       "finding gets an estimate of how long it blocks its table there")
+    check.add_argument("--max-blocking-seconds", metavar="S",
+                       help="with --stats: a finding fails only where its estimated blocking "
+                       "time is over S seconds (of the kinds --fail-on gives, else every kind)")
     check.add_argument("--cache-dir", metavar="DIR",
                        help="keep a portable copy of each cached base in DIR and restore bases "
                        "from it on a server that lacks them (for CI caches)")
@@ -165,6 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return guarded(lambda: _pre_push(args))
     if args.command == "clean":
         return guarded(lambda: _clean(args))
+    if args.command == "stats":
+        from guard.safety.stats import command
+
+        return guarded(lambda: command(args.db, args.output))
     if args.command == "report":
         return guarded(lambda: _merge(args))
     if args.command == "install":
@@ -200,6 +218,8 @@ def _check(args: argparse.Namespace, push_lines: list[str] | None = None) -> int
         cache_dir=args.cache_dir,
         shard=args.shard,
         jobs=args.jobs,
+        stats=args.stats,
+        max_blocking_seconds=args.max_blocking_seconds,
     )
     from guard import interpreter
 

@@ -29,6 +29,42 @@ class Selected:
 
 
 @dataclass
+class Estimate:
+    """How long a finding blocks its table at production size (:mod:`guard.safety.estimates`)."""
+
+    seconds: tuple[float, float]
+    """The range, low and high."""
+    rows: int | None
+    bytes: int | None
+    basis: str
+    """One line: the sizes, the measured speed and what the estimate assumes."""
+    summary: str = ""
+    """``rewrites app_order (41.2M rows, 18.3 GB with indexes): about 3-5 min of blocked reads
+    and writes at this server's measured 95 MB/s``: the basis without its assumptions."""
+    blocks: str = "reads and writes"
+    """What the lock blocks: ``reads and writes`` or ``writes``."""
+
+    def to_json(self) -> dict[str, object]:
+        return {"seconds": [round(self.seconds[0], 3), round(self.seconds[1], 3)],
+                "rows": self.rows, "bytes": self.bytes, "basis": self.basis,
+                "blocks": self.blocks, "summary": self.summary}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object] | None) -> Estimate | None:
+        if not isinstance(data, dict):
+            return None
+        seconds = data.get("seconds")
+        low, high = seconds if isinstance(seconds, list) and len(seconds) == 2 else (0.0, 0.0)
+        rows, size = data.get("rows"), data.get("bytes")
+        return cls(seconds=(float(low), float(high)),
+                   rows=int(rows) if isinstance(rows, int) else None,
+                   bytes=int(size) if isinstance(size, int) else None,
+                   basis=str(data.get("basis", "")),
+                   blocks=str(data.get("blocks", "reads and writes")),
+                   summary=str(data.get("summary", "")))
+
+
+@dataclass
 class Finding:
     """What a step did to a table that already held rows, measured on the server."""
 
@@ -45,6 +81,8 @@ class Finding:
     """What to do instead, as Django code where there is a safe sequence."""
     operation: int | None = None
     """The index of the operation that caused it, when known."""
+    estimate: Estimate | None = None
+    """Its blocking time at production size, with ``--stats`` (else None)."""
 
 
 @dataclass

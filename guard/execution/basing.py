@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from guard import timings
 from guard.database import bases, cache
-from guard.execution import seeding
 from guard.execution.beside import Beside
 from guard.execution.roundtrip import Execution
-from guard.execution.seeding import Seeded
 from guard.execution.targets import Point, Progress, Settings, Target
+from guard.rows import seeding
+from guard.rows.seeding import Seeded
 from guard.types import MigrationKey, label
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from guard.execution.seeding import Seeded
+from guard.rows.seeding import Seeded
 from guard.types import MigrationKey, StepResult
 
 

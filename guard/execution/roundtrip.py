@@ -14,20 +14,23 @@ from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from guard import timings
-from guard.execution import blocking, contents, findings, replay, routing, schema, undo, verdicts
+from guard.execution import blocking, contents, replay, routing, schema, undo, verdicts
 from guard.execution.executor import executor
 from guard.execution.gone import still_there
 from guard.execution.leftovers import Leftovers, not_compared
 from guard.execution.observation import Observation, observe
 from guard.execution.outcome import Outcome
-from guard.execution.seeding import Seeded
 from guard.planning.graph import ancestors_within, needs_models
+from guard.rows.seeding import Seeded
+from guard.safety import findings
 from guard.types import MigrationKey, StepResult, label
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.migrations.loader import MigrationLoader
     from django.db.migrations.state import ProjectState
+
+    from guard.safety.estimates import Estimator
 
 OnStep = Callable[[MigrationKey, StepResult], None]
 OnBase = Callable[[int, float], None]
@@ -50,7 +53,7 @@ class Execution:
         on_base: OnBase | None = None,
         timeouts: dict[str, str] | None = None,
         seeder: Seeder | None = None,
-        measure: bool = True,
+        measure: bool = True, estimator: Estimator | None = None,
     ) -> None:
         self.loader = loader
         self.graph = loader.graph
@@ -63,7 +66,7 @@ class Execution:
         self.timeouts = timeouts or {}
         self.seeder = seeder
         self.watch: verdicts.Watch | None = None
-        self.gauge = findings.Gauge(connection, enabled=measure)  # forward and backward steps
+        self.gauge = findings.Gauge(connection, enabled=measure, estimator=estimator)
         self.rows: list[contents.Contents] = []
         """What the tables hold before each member of the selection, then after the last."""
         self.executor = executor(connection, loader)

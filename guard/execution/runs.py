@@ -182,7 +182,8 @@ def _making(loader: MigrationLoader, base: Sequence[MigrationKey],
     def make(connection: Any, part: Sequence[MigrationKey]) -> Execution:
         return Execution(loader, connection, base=base, order=part,
                          cannot_reverse=cannot_reverse, on_step=lambda key, result: None,
-                         timeouts=dict(settings.session), measure=settings.measure)
+                         timeouts=dict(settings.session), measure=settings.measure,
+                         estimator=settings.estimator)
 
     return make
 
@@ -209,7 +210,8 @@ def _run(
     execution = Execution(loader, connections[target.alias], base=base, order=order,
                           cannot_reverse=cannot_reverse, on_step=progress.step,
                           on_base=on_base, timeouts=dict(settings.session),
-                          seeder=settings.seeder, measure=settings.measure)
+                          seeder=settings.seeder, measure=settings.measure,
+                          estimator=settings.estimator)
     if target.outcome is not None:  # the base came from the cache
         execution.outcome = target.outcome
     execution.first = target.first

@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from guard.database.server import Server
-from guard.execution import seeding
 from guard.execution.observation import Observation
 from guard.execution.outcome import Outcome
 from guard.execution.roundtrip import Seeder
-from guard.execution.seeding import RowSettings, Seeded
+from guard.rows import seeding
+from guard.rows.seeding import RowSettings, Seeded
 from guard.types import MigrationKey, StepResult
 
 if TYPE_CHECKING:
     from django.db.migrations.state import ProjectState
+
+    from guard.safety.estimates import Estimator
 
 
 class Point(Protocol):
@@ -83,6 +85,8 @@ class Settings:
     """Where portable copies of the cached bases are kept ("": nowhere)."""
     jobs: int = 1
     """How many parts of the round trip may run at once (:mod:`guard.execution.jobs`)."""
+    estimator: Estimator | None = None
+    """With ``--stats``: each finding's blocking time at production size."""
 
     @property
     def seeder(self) -> Seeder | None:

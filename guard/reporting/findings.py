@@ -6,15 +6,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from guard.reporting.model import Found, Report
-from guard.reporting.policy import failing
+from guard.safety.policy import failing
 from guard.types import Finding, LockHeld, StepResult
 
 _WHAT = {"forward": "forward", "backward": "backward (the rollback's cost)"}
 
 
 def headline(finding: Finding) -> str:
-    """``rewrite shop_item (ACCESS EXCLUSIVE, 0.84 s): rewrote shop_item ...``."""
+    """``rewrite shop_item (ACCESS EXCLUSIVE, 0.84 s): rewrote shop_item ...``; with an
+    estimate, ``rewrite app_order (ACCESS EXCLUSIVE): rewrites app_order (41.2M rows, ...):
+    about 3-5 min of blocked reads and writes at this server's measured 95 MB/s``."""
     lock = f"{finding.lock_mode}, " if finding.lock_mode else ""
+    if finding.estimate is not None:
+        return f"{finding.kind} {finding.table} ({lock.rstrip(', ')}): {finding.estimate.summary}"
     return f"{finding.kind} {finding.table} ({lock}{finding.seconds:.2f} s): {finding.detail}"
 
 
@@ -42,7 +46,7 @@ def text_lines(report: Report) -> list[str]:
         lines.append(f"FAILED {title(report, item)}")
         lines.append(f"  file: {report.files.get(item[1], '?')}")
         lines += _said(item)
-    others = sorted((f for f in found if not report.fails(f)), key=lambda f: -f[3].seconds)
+    others = sorted((f for f in found if not report.fails(f)), key=_longest)
     for index, item in enumerate(others):
         key = item[1]
         if index == FOLD and not report.verbose:
@@ -60,9 +64,16 @@ def text_lines(report: Report) -> list[str]:
         failing = sum(1 for item in found if report.fails(item))
         lines.append(
             f"safety: {len(found)} finding(s) ({counts(found)}), {failing} failing"
-            + ("" if report.fail_on else
+            + (f"; those estimated over --max-blocking-seconds {report.budget:g} fail the run"
+               if report.budget is not None else "" if report.fail_on else
                "; --fail-on KIND (or fail_on in [tool.migration-guard]) makes them fail the run"))
     return lines
+
+
+def _longest(item: Found) -> float:
+    """The sort key of the longest blocks first: the estimate's high end, else the time here."""
+    finding = item[3]
+    return -(finding.estimate.seconds[1] if finding.estimate else finding.seconds)
 
 
 def _said(item: Found) -> list[str]:
@@ -70,11 +81,11 @@ def _said(item: Found) -> list[str]:
 
 
 def step_lines(step: StepResult, *, verbose: bool, fail_on: frozenset[str] = frozenset(),
-               accepted: bool = False) -> list[str]:
+               accepted: bool = False, budget: float | None = None) -> list[str]:
     """Under a step's progress line: its findings that fail the run (the report lists the
     others); with ``-v``, every finding and every lock it took."""
     lines = [headline(f) for f in step.findings
-             if verbose or (not accepted and failing(f.kind, step.step, fail_on))]
+             if verbose or (not accepted and failing(f, step.step, fail_on, budget))]
     if verbose and step.locks:
         lines.append("locks:")
         lines += [f"  {lock_line(lock)}" for lock in step.locks]

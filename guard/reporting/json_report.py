@@ -48,6 +48,7 @@ def _findings_json(report: Report) -> list[dict[str, Any]]:
             "seconds": round(finding.seconds, 4), "statement": finding.statement,
             "operation": None if finding.operation is None else finding.operation + 1,
             "detail": finding.detail, "hint": finding.hint,
+            "estimate": finding.estimate.to_json() if finding.estimate else None,
             "failing": report.fails((alias, key, step, finding)),
             **({"accepted": report.accepted[key]} if key in report.accepted else {}),
         }
@@ -135,7 +136,8 @@ def as_json(report: Report) -> dict[str, Any]:
             for s in report.selected
             for alias in report.aliases
         ],
-        "safety": {"measured": report.measured, "fail_on": sorted(report.fail_on)},
+        "safety": {"measured": report.measured, "fail_on": sorted(report.fail_on),
+                   "max_blocking_seconds": report.budget},
         "findings": _findings_json(report),
         "checks": [
             {"name": c.name, "ok": c.ok, "errors": c.errors, "warnings": c.warnings,

@@ -13,11 +13,11 @@ from typing import Any
 from guard.errors import FatalError
 from guard.execution.checks import CheckResult
 from guard.execution.outcome import Outcome
-from guard.execution.seeding import RowSettings, Seeded
 from guard.planning.reversibility import Irreversible
 from guard.planning.shards import Shard
 from guard.reporting.model import Report
-from guard.types import Finding, LockHeld, MigrationKey, Selected, StepResult
+from guard.rows.seeding import RowSettings, Seeded
+from guard.types import Estimate, Finding, LockHeld, MigrationKey, Selected, StepResult
 
 
 class ReportError(FatalError):
@@ -97,6 +97,7 @@ def from_json(data: dict[str, Any]) -> Report:
             function=rows.get("seed_function") or "",
             fixtures=tuple(Path(f) for f in rows.get("fixtures", []))),
         fail_on=frozenset(data.get("safety", {}).get("fail_on", [])),
+        budget=data.get("safety", {}).get("max_blocking_seconds"),
         measured=bool(data.get("safety", {}).get("measured", True)),
         seconds=float(data.get("seconds", 0.0)),
         shard=_shard(data.get("shard")),
@@ -118,7 +119,8 @@ def from_json(data: dict[str, Any]) -> Report:
         step.findings.append(Finding(
             kind=found["kind"], table=found["table"], lock_mode=found["lock_mode"],
             seconds=float(found["seconds"]), statement=found["statement"],
-            detail=found["detail"], hint=found["hint"], operation=_index(found["operation"])))
+            detail=found["detail"], hint=found["hint"], operation=_index(found["operation"]),
+            estimate=Estimate.from_json(found.get("estimate"))))
     return report
 
 

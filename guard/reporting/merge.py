@@ -79,7 +79,7 @@ def merge(paths: Sequence[Path]) -> tuple[Report, list[str]]:
     first = ordered[0][1]
     merged = Report(
         mode="full", project_dir=first.project_dir, settings=first.settings, last=first.last,
-        aliases=list(first.aliases), rows=first.rows, fail_on=first.fail_on,
+        aliases=list(first.aliases), rows=first.rows, fail_on=first.fail_on, budget=first.budget,
         measured=first.measured, not_tested=list(first.not_tested),
         seconds=max(report.seconds for _, report, _ in ordered), merged=len(ordered),
     )

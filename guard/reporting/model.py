@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 from guard.execution.checks import CheckResult
 from guard.execution.outcome import Outcome
-from guard.execution.seeding import RowSettings
 from guard.planning.reversibility import Irreversible
 from guard.planning.shards import Shard
-from guard.reporting.policy import failing
+from guard.rows.seeding import RowSettings
+from guard.safety.policy import failing
 from guard.timings import Phase
 from guard.types import Finding, MigrationKey, Selected, StepResult, label
 
@@ -53,6 +53,8 @@ class Report:
     """The rows put in every base (None: the run made no database)."""
     fail_on: frozenset[str] = frozenset()
     """Kinds of finding that fail the run (``backward:KIND`` for a rollback's)."""
+    budget: float | None = None
+    """``--max-blocking-seconds``: findings fail only where their estimate is over it."""
     measured: bool = True
     """Locks, rewrites and scans were measured (not ``--no-safety``)."""
     seconds: float = 0.0
@@ -120,7 +122,7 @@ class Report:
         """Whether a finding fails the run: its kind is in ``fail_on`` for its step, and its
         migration is not accepted."""
         _, key, step, finding = found
-        return key not in self.accepted and failing(finding.kind, step.step, self.fail_on)
+        return key not in self.accepted and failing(finding, step.step, self.fail_on, self.budget)
 
     def failing_findings(self) -> list[Found]:
         return [found for found in self.findings() if self.fails(found)]

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from guard.execution.checks import CheckResult
-from guard.execution.seeding import RowSettings, Seeded
 from guard.reporting import findings
 from guard.reporting.model import Report
 from guard.reporting.text import describe_reason
+from guard.rows.seeding import RowSettings, Seeded
 from guard.timings import Phase
 from guard.types import MigrationKey, StepResult, label
 
@@ -37,6 +37,7 @@ class Progress:
         """When the last line, plain or live, was written."""
         self.accepted: set[MigrationKey] = set()
         self.fail_on: frozenset[str] = frozenset()
+        self.budget: float | None = None
         """Kinds of finding that fail the run: only those are said under a migration's line
         (all of them with ``-v``)."""
         self.several = False
@@ -241,7 +242,7 @@ class Progress:
             for lost in result.rows_lost:
                 self.line(f"      warning: {result.step}: {lost}")
             for line in findings.step_lines(result, verbose=False, fail_on=self.fail_on,
-                                            accepted=key in self.accepted):
+                                            accepted=key in self.accepted, budget=self.budget):
                 self.line(f"      {result.step}: {line}")
 
     def _step_lines(self, key: MigrationKey, result: StepResult) -> None:

@@ -52,6 +52,8 @@ FORWARDED = {
     "cache_dir": "cache_dir",
     "shard": "shard",
     "jobs": "jobs",
+    "stats": "stats",
+    "max_blocking_seconds": "max_blocking_seconds",
 }
 
 

@@ -2,7 +2,7 @@
 
 The models are those of the base state (``state.apps``), never the project's current ones: the
 columns are the ones the database has at that point of the history. Each concrete, managed,
-not swapped-out model the alias migrates gets ``count`` rows (:mod:`guard.execution.values`),
+not swapped-out model the alias migrates gets ``count`` rows (:mod:`guard.rows.values`),
 models before the models they point at through a NOT NULL foreign key; a nullable foreign key
 whose target comes later (a self-reference, a cycle) is filled by an UPDATE once every table
 has its rows. Many-to-many relations are rows of their through models like any other.
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guard.database.server import one_line
-from guard.execution import fieldrules, values
+from guard.rows import fieldrules, values
 
 if TYPE_CHECKING:
     from django.apps.registry import Apps

@@ -1,4 +1,4 @@
-"""From what :mod:`guard.execution.safety` measured to findings: what would hurt a live site.
+"""From what :mod:`guard.safety.measuring` measured to findings: what would hurt a live site.
 
 Only tables that existed before the step count: one the migration creates is nobody else's yet.
 For each measured statement, comparing the relations just before and just after it:
@@ -25,13 +25,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from guard.execution import advice, safety
-from guard.execution.safety import BLOCKS_WRITES, MODES, Measured, Snapshot, Statement
-from guard.execution.verdicts import Span, Watch
+from guard.safety import advice, measuring
+from guard.safety.measuring import BLOCKS_WRITES, MODES, Measured, Snapshot, Statement
 from guard.types import Finding, FindingKind, LockHeld, StepResult
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from guard.execution.verdicts import Span, Watch
+    from guard.safety.estimates import Estimator
 
 _SLOW_KINDS = ("RunPython", "RunSQL")
 """Operations whose time grows with the data: holding a lock across them is a finding."""
@@ -40,9 +42,11 @@ _SLOW_KINDS = ("RunPython", "RunSQL")
 class Gauge:
     """Measures the steps of one round trip and judges each (off with ``--no-safety``)."""
 
-    def __init__(self, connection: BaseDatabaseWrapper, *, enabled: bool) -> None:
+    def __init__(self, connection: BaseDatabaseWrapper, *, enabled: bool,
+                 estimator: Estimator | None = None) -> None:
         self.connection = connection
         self.enabled = enabled
+        self.estimator = estimator
         self.measured: Measured | None = None
         self.watch: Watch | None = None
 
@@ -52,7 +56,7 @@ class Gauge:
         if not (on and self.enabled):
             yield
             return
-        with safety.measuring(self.connection, watch, atomic=atomic) as self.measured:
+        with measuring.measuring(self.connection, watch, atomic=atomic) as self.measured:
             yield
 
     def judge(self, result: StepResult, operations: Sequence[Any]) -> None:
@@ -61,6 +65,8 @@ class Gauge:
             result.findings, result.locks = judge(
                 self.measured, self.watch.spans, operations,
                 backwards=result.step == "backward")
+            if self.estimator is not None:
+                self.estimator.estimate_all(result.findings, self.connection)
 
 
 def mode_name(mode: str) -> str:

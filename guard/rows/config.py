@@ -1,7 +1,7 @@
 """The rows settings of ``[tool.migration-guard]``: ``rows``, ``data_seed``, ``seed``, ``fixtures``.
 
 Checked when the configuration is read, before any work, so that a typo is exit 2 naming the
-key; what they do is :mod:`guard.execution.seeding`'s.
+key; what they do is :mod:`guard.rows.seeding`'s.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ in a transaction (``CREATE INDEX CONCURRENTLY``) is run again as it was sent, un
 takes (SHARE UPDATE EXCLUSIVE) blocks no reads or writes.
 
 Nothing is created in the database: no event trigger, no function, so the schema snapshots see
-nothing of this. :mod:`guard.execution.findings` turns the measurements into findings.
+nothing of this. :mod:`guard.safety.findings` turns the measurements into findings.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class Statement:
 
 @dataclass
 class Measured:
-    """What one step did, for :func:`guard.execution.findings.judge`."""
+    """What one step did, for :func:`guard.safety.findings.judge`."""
 
     atomic: bool
     start: Snapshot

@@ -81,9 +81,8 @@ def key_part(settings: RowSettings) -> dict[str, Any]:
     if not settings.active:
         return {}
     code = hashlib.sha256()
-    for module in ("values", "rows"):  # their files: imported only to make rows
-        spec = importlib.util.find_spec(f"guard.execution.{module}")
-        code.update(Path(spec.origin if spec and spec.origin else "").read_bytes())
+    for module in ("fieldrules", "generated", "values"):  # imported only to make rows
+        code.update(Path(__file__).with_name(f"{module}.py").read_bytes())
     part: dict[str, Any] = {"count": settings.count, "data_seed": settings.data_seed,
                             "generator": code.hexdigest()[:16]}
     if settings.function:
@@ -100,9 +99,9 @@ def seed(state: ProjectState, connection: BaseDatabaseWrapper, settings: RowSett
     seeded = Seeded()
     apps = state.apps
     if settings.count > 0:
-        from guard.execution import rows
+        from guard.rows import generated
 
-        made = rows.generate(apps, connection, count=settings.count, seed=settings.data_seed)
+        made = generated.generate(apps, connection, count=settings.count, seed=settings.data_seed)
         seeded.rows, seeded.tables = made.rows, made.tables
         seeded.notes.extend(f"no rows for {why}" for why in made.skipped)
     if settings.function:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from guard.execution.fieldrules import Rule
+from guard.rows.fieldrules import Rule
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -69,7 +69,7 @@ def value(field: AnyField, row: int, *, unique: bool, seed: int, model: str,
           connection: BaseDatabaseWrapper, plain: bool = False, rule: Rule | None = None) -> Any:
     """The value of ``field`` in generated row ``row`` (``plain``: an ordinary value, for a row
     whose edge values the database refused); ``rule``: what the model says the values may be
-    (:mod:`guard.execution.fieldrules`)."""
+    (:mod:`guard.rows.fieldrules`)."""
     rule = rule or Rule()
     if not unique and not rule.distinct and not plain and row == 2:
         row = 0  # the repeated row

@@ -1,0 +1,210 @@
+"""Each finding's blocking time at production size: production's sizes over this server's speed.
+
+The kind of work comes from the finding: a ``rewrite`` writes the table's heap, TOAST and
+indexes again (bytes over the measured rewrite rate); a ``blocking-index`` (or an index rebuilt
+alone) sorts the table's rows (rows over the index rate, times ``log n / log n₀`` for the sort);
+a ``scan`` reads the heap (bytes over the scan rate), unless it validates a foreign key, which
+reads both tables (rows of both over the foreign-key rate); a ``lock`` held through other work
+lasts as long as that work: the step's findings on the other tables, or where there are none
+(a ``RunPython`` over the rows), the lock's time on the test rows scaled by the table's rows.
+
+Sizes come from the stats file; a table it does not know (the branch creates it, or it is newer
+than the stats) is taken at the size it has here, and the basis says so. ``speed_factor`` divides
+every time (production's disks N times this server's). An estimate is a range, :data:`SPREAD`
+either side of the middle; it assumes this server's hardware (unless ``speed_factor``), no wait
+for the lock and no concurrent load, and says so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from guard.safety.calibration import Rates
+from guard.safety.statsfile import Stats, TableSize
+from guard.types import Estimate, Finding
+
+SPREAD = 1.5
+"""The range is the middle divided and multiplied by this: 2.25x wide."""
+ASSUMES = "same hardware as this server, no wait for the lock, no concurrent load"
+_REFERENCES = re.compile(r'REFERENCES\s+"?(?:\w+"?\."?)?(\w+)"?', re.IGNORECASE)
+_ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"
+
+
+def size(count: float) -> str:
+    """``41.2M``: rows for people."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if count >= limit:
+            return f"{count / limit:.1f}{suffix}"
+    return f"{count:.0f}"
+
+
+def volume(count: float) -> str:
+    """``18.3 GB``: bytes for people."""
+    for limit, suffix in ((2**40, "TB"), (2**30, "GB"), (2**20, "MB"), (2**10, "kB")):
+        if count >= limit:
+            return f"{count / limit:.1f} {suffix}"
+    return f"{count:.0f} B"
+
+
+def duration(seconds: float) -> str:
+    """``3.2 s``, ``4 min``, ``1.5 h``."""
+    if seconds < 0.1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 100:
+        return f"{seconds:.1f} s"
+    if seconds < 6000:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def span(seconds: tuple[float, float]) -> str:
+    """``about 3-5 min``."""
+    low, high = seconds
+    left, right = duration(low), duration(high)
+    if left.split()[-1] == right.split()[-1]:
+        left = left.rsplit(" ", 1)[0]
+    return f"about {left}-{right}"
+
+
+@dataclass
+class Estimator:
+    stats: Stats
+    rates: Rates
+    speed_factor: float = 1.0
+
+    def estimate_all(self, findings: Sequence[Finding], connection: Any) -> None:
+        """Give each of one step's findings its estimate (``connection``: the test database,
+        for the sizes of tables the stats do not know)."""
+        if not findings:
+            return
+        wanted = {name for f in findings for name in _tables(f) if self.stats.find(name) is None}
+        wanted |= {f.table for f in findings if f.kind == "lock"}  # scaled from the test rows
+        here = _test_sizes(connection, wanted)
+        for finding in findings:
+            if finding.kind != "lock":
+                finding.estimate = self._estimate(finding, here)
+        for finding in findings:
+            if finding.kind == "lock":
+                finding.estimate = self._held(finding, findings, here)
+
+    def _sizes(self, table: str, here: dict[str, TableSize]) -> tuple[TableSize, bool]:
+        """Production's sizes of ``table``, and True; else its sizes here, and False."""
+        known = self.stats.find(table)
+        if known is not None:
+            return known, True
+        return here.get(table) or TableSize(rows=0, heap_bytes=0, toast_bytes=0,
+                                            index_bytes=0, indexes=0), False
+
+    def _made(self, middle: float, rows: int | None, size: int | None, what: str,
+              rate: str, known: bool, table: str, blocks: str) -> Estimate:
+        middle /= self.speed_factor
+        seconds = (middle / SPREAD, middle * SPREAD)
+        factor = (f" with production {self.speed_factor:g}x as fast"
+                  if self.speed_factor != 1 else "")
+        where = ("" if known else
+                 f"; {table} is not in {self.stats.path.name}: taken at its size here")
+        summary = (f"{what}: {span(seconds)} of blocked {blocks} at this server's measured "
+                   f"{rate}{factor}{where}")
+        assumes = ASSUMES if self.speed_factor == 1 else ASSUMES.split(", ", 1)[1]
+        return Estimate(seconds=seconds, rows=rows, bytes=size, blocks=blocks,
+                        summary=summary, basis=f"{summary}; assumes {assumes}")
+
+    def _estimate(self, finding: Finding, here: dict[str, TableSize]) -> Estimate:
+        table, rates = finding.table, self.rates
+        sizes, known = self._sizes(table, here)
+        rows = sizes.rows or 0
+        blocks = "reads and writes" if finding.lock_mode == _ACCESS_EXCLUSIVE else "writes"
+        if finding.kind == "rewrite" and not finding.detail.startswith("rebuilt index"):
+            total = sizes.total_bytes
+            return self._made(total / rates.rewrite_bytes, sizes.rows, total,
+                              f"rewrites {table} ({size(rows)} rows, {volume(total)} with "
+                              "indexes)", f"{volume(rates.rewrite_bytes)}/s", known, table,
+                              blocks)
+        if finding.kind in ("rewrite", "blocking-index"):
+            scale = math.log2(max(rows, 2)) / math.log2(rates.rows)
+            return self._made(rows / rates.index_rows * max(scale, 0.0), sizes.rows,
+                              sizes.heap_bytes,
+                              f"builds an index on {table} ({size(rows)} rows, "
+                              f"{volume(sizes.heap_bytes)})",
+                              f"{size(rates.index_rows)} rows/s", known, table, blocks)
+        parent = _referenced(finding)
+        if parent is not None:
+            other, other_known = self._sizes(parent, here)
+            both = rows + (other.rows or 0)
+            return self._made(both / rates.fk_rows, both, sizes.heap_bytes + other.heap_bytes,
+                              f"validates {table}'s foreign key against {parent} "
+                              f"({size(rows)} + {size(other.rows or 0)} rows)",
+                              f"{size(rates.fk_rows)} rows/s", known and other_known, table,
+                              blocks)
+        return self._made(sizes.heap_bytes / rates.scan_bytes, sizes.rows, sizes.heap_bytes,
+                          f"scans {table} ({size(rows)} rows, {volume(sizes.heap_bytes)})",
+                          f"{volume(rates.scan_bytes)}/s", known, table, blocks)
+
+    def _held(self, lock: Finding, findings: Sequence[Finding],
+              here: dict[str, TableSize]) -> Estimate:
+        blocks = "reads and writes" if lock.lock_mode == _ACCESS_EXCLUSIVE else "writes"
+        through = [f for f in findings if f.kind != "lock" and f.table != lock.table
+                   and f.estimate is not None]
+        if through:
+            low = sum(f.estimate.seconds[0] for f in through if f.estimate)
+            high = sum(f.estimate.seconds[1] for f in through if f.estimate)
+            tables = ", ".join(dict.fromkeys(f.table for f in through))
+            summary = (f"holds {lock.lock_mode} on {lock.table} through the work on {tables}: "
+                       f"{span((low, high))} of blocked {blocks}, their estimates added")
+            return Estimate(seconds=(low, high), rows=None, bytes=None, blocks=blocks,
+                            summary=summary, basis=f"{summary}; assumes {ASSUMES}")
+        sizes, _ = self._sizes(lock.table, here)
+        test = here.get(lock.table)
+        test_rows = max(test.rows or 0, 1) if test is not None else 1
+        ratio = max((sizes.rows or 0) / test_rows, 1.0)
+        middle = lock.seconds * ratio / self.speed_factor
+        seconds = (middle / SPREAD, middle * SPREAD)
+        summary = (f"holds {lock.lock_mode} on {lock.table} ({size(sizes.rows or 0)} rows) "
+                   f"through slow work: {span(seconds)} of blocked {blocks}, its "
+                   f"{lock.seconds:.2f} s on {test_rows} test row(s) scaled by the rows")
+        return Estimate(seconds=seconds, rows=sizes.rows, bytes=sizes.total_bytes,
+                        blocks=blocks, summary=summary,
+                        basis=f"{summary}; assumes the work grows with the table's rows, "
+                              f"{ASSUMES}")
+
+
+def _referenced(finding: Finding) -> str | None:
+    if finding.kind != "scan" or "FOREIGN KEY" not in finding.statement.upper():
+        return None
+    found = _REFERENCES.search(finding.statement)
+    return found.group(1) if found else None
+
+
+def _tables(finding: Finding) -> list[str]:
+    parent = _referenced(finding)
+    return [finding.table, *([parent] if parent else [])]
+
+
+def _test_sizes(connection: Any, tables: set[str]) -> dict[str, TableSize]:
+    """The tables' sizes in the test database: their rows counted, their relations sized."""
+    found: dict[str, TableSize] = {}
+    if not tables:
+        return found
+    with connection.cursor() as cursor:
+        for table in sorted(tables):
+            cursor.execute(
+                "SELECT c.oid, pg_relation_size(c.oid), "
+                "COALESCE(pg_relation_size(NULLIF(c.reltoastrelid, 0)), 0), "
+                "pg_indexes_size(c.oid), (SELECT count(*) FROM pg_index WHERE indrelid = c.oid) "
+                "FROM pg_class c WHERE c.oid = to_regclass(%s)", [_quoted(table)])
+            row = cursor.fetchone()
+            if row is None or row[0] is None:
+                continue
+            cursor.execute(f"SELECT count(*) FROM {_quoted(table)}")
+            rows = int(cursor.fetchone()[0])
+            found[table] = TableSize(rows=rows, heap_bytes=int(row[1]), toast_bytes=int(row[2]),
+                                     index_bytes=int(row[3]), indexes=int(row[4]))
+    return found
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,201 @@
+"""Deploy safety at production size: ``stats`` read from a real "production" database, then
+``check --stats`` and ``--max-blocking-seconds`` on the same rewrite of a big and a small table.
+
+Production is a database of this test with the project's two tables, ``ledger_entry`` of
+:data:`BIG` rows and ``ledger_kind`` of 1,000, read by a role that may only CONNECT. The branch's
+migration turns ``amount`` into a bigint on both (a rewrite of each).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from guard.database.server import Server, connect, connect_maintenance
+from tests.guardrun import Run, run_guard, write
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("db_guard")]
+
+BIG = 1_000_000
+SMALL = 1_000
+
+MODELS = '''
+from django.db import models
+
+
+class Kind(models.Model):
+    amount = models.{kind_type}()
+    payload = models.TextField()
+
+
+class Entry(models.Model):
+    amount = models.{entry_type}()
+    payload = models.TextField()
+'''
+INITIAL = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [
+        migrations.CreateModel("Kind", fields=[
+            ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                       verbose_name="ID")),
+            ("amount", models.IntegerField()), ("payload", models.TextField())]),
+        migrations.CreateModel("Entry", fields=[
+            ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                       verbose_name="ID")),
+            ("amount", models.IntegerField()), ("payload", models.TextField())]),
+    ]
+'''
+WIDEN = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("ledger", "0001_initial")]
+    operations = [
+        migrations.AlterField("{model}", "amount", models.BigIntegerField()),
+    ]
+'''
+PRODUCTION = f"""
+CREATE TABLE ledger_kind (id bigserial PRIMARY KEY, amount integer NOT NULL,
+                          payload text NOT NULL);
+CREATE TABLE ledger_entry (id bigserial PRIMARY KEY, amount integer NOT NULL,
+                           payload text NOT NULL);
+INSERT INTO ledger_kind (amount, payload)
+    SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, {SMALL}) g;
+INSERT INTO ledger_entry (amount, payload)
+    SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, {BIG}) g;
+VACUUM ANALYZE ledger_kind;
+VACUUM ANALYZE ledger_entry;
+"""
+
+
+@pytest.fixture(scope="module")
+def production(pg_server: Server) -> Iterator[tuple[str, str]]:
+    """The production database and a role that may only connect to it: (database, role)."""
+    from tests.conftest import register_test_database
+
+    name, role = f"shop_prod_{secrets.token_hex(4)}", f"stats_reader_{secrets.token_hex(4)}"
+    register_test_database(name)
+    admin = connect_maintenance(pg_server)
+    cur = admin.cursor()
+    cur.execute(f"CREATE DATABASE {name}")
+    cur.execute(f"CREATE ROLE {role} LOGIN")
+    own = connect(pg_server, name)
+    for statement in filter(str.strip, PRODUCTION.split(";")):
+        own.cursor().execute(statement)  # one by one: VACUUM refuses a transaction
+    own.close()
+    try:
+        yield name, role
+    finally:
+        cur.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        cur.execute(f"DROP ROLE {role}")
+        admin.close()
+
+
+def counters(server: Server, name: str) -> dict[str, tuple[int, ...]]:
+    """Each production table's scan and write counters, once the sessions' stats are in."""
+    time.sleep(1.2)  # a backend's counters reach the shared stats within a second of its end
+    conn = connect(server, name)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT pg_stat_clear_snapshot()")
+        cur.execute("SELECT relname, seq_scan, COALESCE(idx_scan, 0), n_tup_ins, n_tup_upd, "
+                    "n_tup_del FROM pg_stat_user_tables ORDER BY relname")
+        return {row[0]: tuple(row[1:]) for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def stats_file(production: tuple[str, str], pg_server: Server,
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Run, dict, dict]:
+    """``stats`` taken as the role without privileges; the counters before and after."""
+    name, role = production
+    path = tmp_path_factory.mktemp("stats") / "production-stats.json"
+    before = counters(pg_server, name)
+    run = run_guard("stats", "--db", f"postgres://{role}@{pg_server.host}:{pg_server.port}/{name}",
+                    "--output", path)
+    return path, run, before, counters(pg_server, name)
+
+
+def test_stats_reads_the_catalogs_only_as_a_role_without_select(
+        stats_file: tuple[Path, Run, dict, dict], production: tuple[str, str]) -> None:
+    path, run, before, after = stats_file
+    assert run.returncode == 0, run.stderr
+    assert f"wrote {path}: 2 table(s)" in run.stderr
+    data = json.loads(path.read_text())
+    assert data["format"] == "migration-guard-stats" and data["version"] == 1
+    assert data["database"] == production[0]
+    assert set(data["server"]["settings"]) >= {"maintenance_work_mem",
+                                               "max_parallel_maintenance_workers"}
+    entry, kind = data["tables"]["public.ledger_entry"], data["tables"]["public.ledger_kind"]
+    assert abs(entry["rows"] - BIG) < BIG * 0.05 and kind["rows"] == SMALL
+    assert entry["heap_bytes"] > 100 * 2**20 and entry["index_bytes"] > 10 * 2**20
+    assert entry["indexes"] == {"ledger_entry_pkey": {"bytes": entry["index_bytes"],
+                                                      "unique": True}}
+    assert "payload" not in path.read_text()  # names and sizes, no row data
+    assert after == before  # no table scanned or written
+
+
+def project(shop: Path, widened: str) -> Path:
+    """The example shop with the ledger app; ``widened``'s amount a bigint on the branch."""
+    settings = shop / "shop" / "settings.py"
+    settings.write_text(settings.read_text().replace('"billing",\n', '"billing",\n    "ledger",\n'))
+    write(shop / "ledger" / "__init__.py", "")
+    write(shop / "ledger" / "migrations" / "__init__.py", "")
+    write(shop / "ledger" / "migrations" / "0001_initial.py", INITIAL)
+    write(shop / "ledger" / "models.py", MODELS.format(
+        kind_type="BigIntegerField" if widened == "kind" else "IntegerField",
+        entry_type="BigIntegerField" if widened == "entry" else "IntegerField"))
+    return write(shop / "ledger" / "migrations" / "0002_widen.py", WIDEN.format(model=widened))
+
+
+def check(shop: Path, migration: Path, pg_url: str, *extra: str | Path) -> Run:
+    return run_guard("check", migration, "--project-dir", shop, "--db", pg_url, "--no-github",
+                     "--format", "json", "--format", f"text={shop / 'report.txt'}", *extra)
+
+
+@pytest.mark.parametrize("widened", ["entry", "kind"])
+def test_a_budget_fails_the_big_rewrite_and_passes_the_small_one(
+        shop: Path, pg_url: str, stats_file: tuple[Path, Run, dict, dict], widened: str) -> None:
+    migration = project(shop, widened)
+    run = check(shop, migration, pg_url, "--stats", stats_file[0], "--max-blocking-seconds", "1")
+    table = f"ledger_{widened}"
+    [finding] = [f for f in run.report["findings"]
+                 if f["table"] == table and f["direction"] == "forward"]
+    estimate = finding["estimate"]
+    low, high = estimate["seconds"]
+    assert 0 < low < high <= 4 * low
+    assert estimate["rows"] == (SMALL if widened == "kind" else pytest.approx(BIG, rel=0.05))
+    assert "rewrites ledger_" in estimate["basis"] and "no wait for the lock" in estimate["basis"]
+    text = (shop / "report.txt").read_text()
+    assert f"rewrites {table} (" in text and "of blocked reads and writes at this server's" in text
+    if widened == "entry":
+        assert run.returncode == 1, run.stderr
+        assert finding["failing"] and high > 1
+        assert f"FAILED ledger.0002_widen: forward: rewrite {table}" in text
+    else:
+        assert run.returncode == 0, run.stderr
+        assert not finding["failing"] and high < 1
+    assert run.report["safety"]["max_blocking_seconds"] == 1
+
+
+def test_stats_without_a_budget_estimate_and_do_not_fail(
+        shop: Path, pg_url: str, stats_file: tuple[Path, Run, dict, dict]) -> None:
+    migration = project(shop, "entry")
+    run = check(shop, migration, pg_url, "--stats", stats_file[0])
+    assert run.returncode == 0, run.stderr
+    [finding] = [f for f in run.report["findings"]
+                 if f["table"] == "ledger_entry" and f["direction"] == "forward"]
+    assert finding["estimate"]["seconds"][1] > 1 and not finding["failing"]
+    assert any(n.startswith(f"stats: {stats_file[0]} (2 table(s)") for n in run.report["notes"])
