@@ -193,9 +193,77 @@ def test_a_budget_fails_the_big_rewrite_and_passes_the_small_one(
 def test_stats_without_a_budget_estimate_and_do_not_fail(
         shop: Path, pg_url: str, stats_file: tuple[Path, Run, dict, dict]) -> None:
     migration = project(shop, "entry")
-    run = check(shop, migration, pg_url, "--stats", stats_file[0])
+    summary, junit = shop / "summary.md", shop / "junit.xml"
+    run = run_guard("check", migration, "--project-dir", shop, "--db", pg_url, "--format",
+                    "json", "--format", f"junit={junit}", "--stats", stats_file[0],
+                    env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
     assert run.returncode == 0, run.stderr
+    # The step summary's table of blocking times, the longest first; JUnit carries them too.
+    table = [line for line in summary.read_text().splitlines() if line.startswith("| about")]
+    assert table and "rewrite ledger_entry: rewrites ledger_entry (1.0M rows" in table[0]
+    assert len(table) == 2 and "| forward |" in table[0] + table[1]
+    assert "rewrites ledger_entry (1.0M rows" in junit.read_text()
     [finding] = [f for f in run.report["findings"]
                  if f["table"] == "ledger_entry" and f["direction"] == "forward"]
     assert finding["estimate"]["seconds"][1] > 1 and not finding["failing"]
     assert any(n.startswith(f"stats: {stats_file[0]} (2 table(s)") for n in run.report["notes"])
+
+
+def refused(run: Run, *words: str) -> str:
+    """The message of a run refused as bad input: exit 2, no traceback, its last line naming
+    ``words``."""
+    assert run.returncode == 2, (run.returncode, run.stderr)
+    assert "Traceback" not in run.stderr and run.stdout == ""
+    last = run.stderr.strip().splitlines()[-1]
+    for word in words:
+        assert word in last, last
+    return last
+
+
+def test_a_stats_file_that_is_missing_truncated_or_foreign_is_exit_2(
+        shop: Path, pg_url: str, stats_file: tuple[Path, Run, dict, dict]) -> None:
+    migration = project(shop, "entry")
+    good = stats_file[0].read_text()
+    truncated = write(shop / "truncated.json", good[: len(good) // 2])
+    foreign = write(shop / "report.json", json.dumps({"passed": True, "results": []}))
+    cases = {
+        shop / "missing.json": "no such file",
+        truncated: "is not JSON (truncated?)",
+        foreign: "is not a migration-guard stats file",
+    }
+    for path, why in cases.items():
+        refused(check(shop, migration, pg_url, "--stats", path), f"--stats {path}", why,
+                "migration-guard stats --db URL")
+    # Another major version than the server the run tests on: its estimates would not hold.
+    data = json.loads(good)
+    data["server"].update(version="13.10", version_num=130010)
+    old = write(shop / "pg13.json", json.dumps(data))
+    refused(check(shop, migration, pg_url, "--stats", old), f"--stats {old}",
+            "taken on PostgreSQL 13.10", "major version (13)")
+
+
+def test_a_budget_that_is_not_a_positive_number_or_has_no_stats_is_exit_2(
+        shop: Path, pg_url: str) -> None:
+    migration = project(shop, "entry")
+    stats = write(shop / "stats.json", "{}")
+    for value in ("-1", "abc", "0"):
+        refused(check(shop, migration, pg_url, "--stats", stats, "--max-blocking-seconds", value),
+                "--max-blocking-seconds", f"not {value!r}")
+    refused(check(shop, migration, pg_url, "--max-blocking-seconds", "5"),
+            "--max-blocking-seconds needs production's sizes", "--stats FILE")
+    write(shop / "pyproject.toml", "[tool.migration-guard]\nmax_blocking_seconds = -3\n")
+    refused(check(shop, migration, pg_url), "max_blocking_seconds", "not -3")
+
+
+def test_stats_against_a_server_that_refuses_or_a_url_without_a_database_is_exit_2(
+        tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    refused(run_guard("stats", "--db", f"postgres://postgres@127.0.0.1:{port}/shop"),
+            "stats: cannot connect to 'shop'", f"127.0.0.1:{port}")
+    refused(run_guard("stats", "--db", "postgres://postgres@127.0.0.1:5432"),
+            "the URL names no database")
+    assert not list(tmp_path.iterdir())

@@ -17,6 +17,7 @@ from typing import TextIO
 from guard.reporting.findings import headline
 from guard.reporting.model import Report
 from guard.reporting.text import details, irreversible_hint, summary_line
+from guard.safety.estimates import span
 from guard.types import STEPS, MigrationKey, label
 
 
@@ -194,8 +195,28 @@ def summary(report: Report) -> str:
             lines.append(f"| {_cell(check.name)} | {_STATUS[check.ok]} | "
                          + "<br>".join(_cell(n) for n in notes) + " |")
         lines.append("")
+    lines += _estimates(report)
     lines += [summary_line(report), ""]
     return "\n".join(lines)
+
+
+def _estimates(report: Report) -> list[str]:
+    """With ``--stats``: each finding's blocking time at production size, the longest first."""
+    found = sorted((f for f in report.findings() if f[3].estimate is not None),
+                   key=lambda f: -(f[3].estimate.seconds[1] if f[3].estimate else 0.0))
+    if not found:
+        return []
+    lines = ["| blocks at production size | migration | step | finding | fails |",
+             "| --- | --- | --- | --- | --- |"]
+    for item in found:
+        alias, key, step, finding = item
+        estimate = finding.estimate
+        assert estimate is not None
+        lines.append(f"| {_cell(span(estimate.seconds))} of blocked {estimate.blocks} | "
+                     f"`{report.name(key, alias)}` | {step.step} | "
+                     f"{_cell(f'{finding.kind} {finding.table}: {estimate.basis}')} | "
+                     f"{'❌ yes' if report.fails(item) else 'no'} |")
+    return [*lines, ""]
 
 
 def append_summary(report: Report, environ: Mapping[str, str], *, warn: TextIO) -> None:
