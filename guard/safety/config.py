@@ -61,15 +61,14 @@ ESTIMATE_KEYS = ("stats", "speed_factor", "max_stats_age_days", "max_blocking_se
 when the stats count as old, and the time budget."""
 
 
-def _seconds(value: object, where: str) -> float:
-    """A budget in seconds: a number above 0, or exit 2 saying what it is not."""
+def _seconds(value: object, where: str, unit: str = "a number of seconds") -> float:
+    """A number above 0 (seconds, days, a factor), or exit 2 saying what it is not."""
     try:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         seconds = -1.0
     if isinstance(value, bool) or not seconds > 0 or seconds == float("inf"):
-        raise FatalError(f"{where} must be a number of seconds above 0 (e.g. 5 or 0.5), "
-                         f"not {value!r}.")
+        raise FatalError(f"{where} must be {unit} above 0 (e.g. 5 or 0.5), not {value!r}.")
     return seconds
 
 
@@ -102,9 +101,9 @@ def _validate_estimates(table: Mapping[str, Any], path: Path) -> None:
     if "stats" in table and (not isinstance(table["stats"], str) or not table["stats"]):
         raise FatalError(f'{path}: [tool.migration-guard] stats must be the path of a stats '
                          f'file, e.g. stats = "ci/production-stats.json".')
-    for key in ("speed_factor", "max_stats_age_days"):
+    for key, unit in (("speed_factor", "a factor"), ("max_stats_age_days", "a number of days")):
         if key in table:
-            _seconds(table[key], f"{path}: [tool.migration-guard] {key}")
+            _seconds(table[key], f"{path}: [tool.migration-guard] {key}", unit)
     if "max_blocking_seconds" in table:
         _seconds(table["max_blocking_seconds"],
                  f"{path}: [tool.migration-guard] max_blocking_seconds")
