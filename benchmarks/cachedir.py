@@ -37,9 +37,9 @@ from run import (
     base_env,
     build_project,
     drop_cache,
-    plain_migrate,
     find_guard,
     leftovers,
+    plain_migrate,
     run,
     settle,
 )

@@ -309,8 +309,8 @@ def _on_every_alias(
                 measure=options.safety,
                 cache_dir=options.cache_dir,
                 jobs=options.jobs,
-                estimator=(estimating.ready(provided.server, progress.line) if estimating
-                           else None),
+                estimator=(estimating.ready(provided.server, progress.line)
+                           if estimating and options.safety else None),
             ),
             point=project.point, base_settings=project.base_settings,
             mirrors={a: m for a, m in aliases.mirrors.items() if a not in aliases.not_postgres},

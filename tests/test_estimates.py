@@ -267,3 +267,48 @@ def test_stats_against_a_server_that_refuses_or_a_url_without_a_database_is_exit
     refused(run_guard("stats", "--db", "postgres://postgres@127.0.0.1:5432"),
             "the URL names no database")
     assert not list(tmp_path.iterdir())
+
+
+INDEX = '''
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("ledger", "0001_initial")]
+    operations = [
+        migrations.AddIndex("entry", models.Index(fields=["amount"], name="entry_amount")),
+    ]
+'''
+
+
+def test_an_index_build_is_estimated_from_the_rows_and_old_or_foreign_stats_get_a_note(
+        shop: Path, pg_url: str, stats_file: tuple[Path, Run, dict, dict]) -> None:
+    project(shop, "none")
+    models = shop / "ledger" / "models.py"
+    models.write_text(models.read_text().replace(
+        "class Entry(models.Model):\n", "class Entry(models.Model):\n"
+        "    class Meta:\n        indexes = [models.Index(fields=[\"amount\"], "
+        "name=\"entry_amount\")]\n\n"))
+    (shop / "ledger" / "migrations" / "0002_widen.py").unlink()
+    migration = write(shop / "ledger" / "migrations" / "0002_index.py", INDEX)
+    run = check(shop, migration, pg_url, "--stats", stats_file[0])
+    assert run.returncode == 0, run.stderr
+    [finding] = [f for f in run.report["findings"] if f["direction"] == "forward"]
+    assert finding["kind"] == "blocking-index"
+    estimate = finding["estimate"]
+    assert estimate["rows"] == pytest.approx(BIG, rel=0.05) and estimate["blocks"] == "writes"
+    assert estimate["summary"].startswith("builds an index on ledger_entry (1.0M rows, ")
+    assert 0.05 < estimate["seconds"][0] < estimate["seconds"][1] < 60
+    # Stats of long ago, and of another project's tables: the run says so.
+    data = json.loads(stats_file[0].read_text())
+    data["taken_at"] = "2025-01-01T00:00:00+00:00"
+    data["tables"] = {f"public.other_{k}": v for k, v in data["tables"].items()}
+    foreign = write(shop / "other-stats.json", json.dumps(data))
+    run = check(shop, migration, pg_url, "--stats", foreign)
+    assert run.returncode == 0, run.stderr
+    notes = "\n".join(run.report["notes"])
+    assert "days ago (max_stats_age_days = 30)" in notes
+    assert "has none of this project's" in notes
+    [finding] = [f for f in run.report["findings"] if f["direction"] == "forward"]
+    assert "ledger_entry is not in other-stats.json: taken at its size here" in (
+        finding["estimate"]["summary"])

@@ -132,7 +132,8 @@ def test_accept_and_config_and_reports(ground: tuple[Path, list[Path], Run], pg_
                     env={"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(project)})
     pyproject.unlink()
     assert run.returncode == 1, run.stderr
-    assert run.report["safety"] == {"measured": True, "fail_on": ["blocking-index", "scan"]}
+    assert run.report["safety"] == {"measured": True, "fail_on": ["blocking-index", "scan"],
+                                    "max_blocking_seconds": None}
     failing = [(f["migration"], f["kind"]) for f in run.report["findings"] if f["failing"]]
     assert failing == [("gt_add_index.0002_change", "blocking-index")]
     accepted = [f for f in run.report["findings"] if f["migration"].startswith("gt_not_null")]
