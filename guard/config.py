@@ -13,14 +13,11 @@ from typing import Any, Literal
 from guard.database.server import parse_url
 from guard.errors import FatalError
 from guard.planning import shards
+from guard.reporting.destinations import ReportTarget, parse_formats
 from guard.rows import config as rowsconfig
 from guard.safety import config as safetyconfig
 from guard.timings import Exported
 
-Format = Literal["text", "json", "junit"]
-FORMATS: tuple[Format, ...] = ("text", "json", "junit")
-ReportTarget = tuple[str, str | None]
-"""A report to write: (format, file), the file None for stdout."""
 Mode = Literal["auto", "changed", "full"]
 DEFAULT_LAST = 5
 
@@ -250,46 +247,6 @@ def settings_from_manage_py(project_dir: Path) -> str | None:
         return None
     match = _MANAGE_PY_SETTINGS.search(text)
     return match.group(1) if match else None
-
-
-def parse_formats(
-    values: Sequence[str], output: str | None, here: Path
-) -> tuple[ReportTarget, ...]:
-    """``--format`` values (``json``, ``junit=report.xml``) and ``--output`` into the reports to
-    write. Text stays on stdout unless a format takes stdout or text goes to a file; at most one
-    report goes to stdout, and ``--output`` sends that one to a file instead."""
-    reports: list[tuple[str, str | None]] = []
-    for value in values or ["text"]:
-        fmt, has_file, file = value.partition("=")
-        fmt = fmt.strip().lower()
-        if fmt not in FORMATS:
-            raise FatalError(
-                f"--format {value}: unknown format {fmt!r}; use {', '.join(FORMATS)}, each "
-                "optionally with =FILE (e.g. --format junit=report.xml)."
-            )
-        if has_file and not file.strip():
-            raise FatalError(f"--format {value}: give a file after '=' (e.g. {fmt}=report).")
-        reports.append((fmt, str(here / file) if has_file else None))
-    if all(file is not None for _, file in reports) and "text" not in {f for f, _ in reports}:
-        reports.insert(0, ("text", None))
-    on_stdout = [fmt for fmt, file in reports if file is None]
-    if len(on_stdout) > 1:
-        raise FatalError(
-            f"--format: {' and '.join(on_stdout)} would both go to stdout; only one report can. "
-            f"Give the others a file, e.g. --format {on_stdout[1]}=report.{on_stdout[1]}."
-        )
-    if output:
-        if not on_stdout:
-            raise FatalError(
-                f"--output {output}: every --format already names its file; --output is the "
-                "file of the report that would go to stdout."
-            )
-        reports = [(fmt, file or str(here / output)) for fmt, file in reports]
-    files = [file for _, file in reports if file is not None]
-    repeated = sorted({file for file in files if files.count(file) > 1})
-    if repeated:
-        raise FatalError(f"--format: two reports would go to {repeated[0]}; give each its own.")
-    return tuple(reports)
 
 
 def build_options(

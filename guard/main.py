@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_report_options(command: argparse.ArgumentParser) -> None:
     """Where reports go: the same for check and report merge."""
     command.add_argument("--format", action="append", metavar="FORMAT[=FILE]",
-                         help="a report: text (default), json or junit, on stdout or with =FILE "
-                         "in that file; repeat for several (at most one on stdout)")
+                         help="a report: text (default), json, junit, sarif (code scanning), "
+                         "gitlab (Code Quality) or markdown (a pull request comment), on stdout "
+                         "or with =FILE in that file; repeat for several (one on stdout)")
     command.add_argument("--output", metavar="FILE",
                          help="write the report that would go to stdout to FILE instead")
     command.add_argument("--no-github", dest="github", action="store_false",
@@ -279,7 +280,7 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from guard.config import parse_formats
+    from guard.reporting.destinations import parse_formats
     from guard.reporting.merge import merge
     from guard.reporting.writers import write
 

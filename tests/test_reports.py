@@ -68,6 +68,7 @@ def test_junit_names_each_step_the_failures_and_what_was_skipped(
     shop: Path, pg_url: str
 ) -> None:
     report = shop / "reports/junit.xml"
+    report.parent.mkdir()
     run = check(shop, pg_url, leftover(shop), irreversible(shop),
                 "--format", "json", "--format", f"junit={report}")
     assert run.returncode == 1, run.stderr

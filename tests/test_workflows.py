@@ -209,7 +209,7 @@ def test_the_workflows_are_there() -> None:
     assert MAIN in PROJECT_WORKFLOWS
     assert {p.name for p in DOCS_WORKFLOWS} >= {
         "migration-tests.yml", "migration-tests-pre-commit.yml", "all-checks.yml",
-        "migration-tests-sharded.yml",
+        "migration-tests-sharded.yml", "migration-code-scanning.yml", "migration-pr-comment.yml",
     }
 
 
@@ -240,11 +240,19 @@ def test_every_action_is_pinned_to_a_commit(workflow_path: Path) -> None:
         assert re.search(rf"uses: {re.escape(uses)}\s+# v\d", raw), f"no '# vX' comment: {uses}"
 
 
+WRITES = {"migration-code-scanning.yml": {"security-events": "write"},
+          "migration-pr-comment.yml": {"pull-requests": "write"}}
+"""The one write permission a job of these workflows needs (the upload, the comment)."""
+
+
 def test_permissions_are_read_only(workflow_path: Path) -> None:
     workflow = _load(workflow_path)
     assert workflow.get("permissions") == {"contents": "read"}
+    wanted = {"contents": "read", **WRITES.get(workflow_path.name, {})}
     for name, job in _jobs(workflow).items():
-        assert job.get("permissions", {"contents": "read"}) == {"contents": "read"}, name
+        assert job.get("permissions", {"contents": "read"}) in ({"contents": "read"}, wanted), name
+    if workflow_path.name in WRITES:
+        assert any(job.get("permissions") == wanted for job in _jobs(workflow).values())
 
 
 def test_checkout_does_not_persist_credentials(workflow_path: Path) -> None:
@@ -367,6 +375,12 @@ def test_the_docs_workflows_run_migration_guard() -> None:
          "--format", "json=migration-report-$SHARD.json", "--no-github"],
         ["report", "merge", "reports/*.json", "--format", "junit=migration-report.xml"],
     ]
+    assert guard_runs["migration-code-scanning.yml"] == [
+        ["check", "--full", "--cache-dir", ".migration-guard-cache",
+         "--format", "sarif=migration-guard.sarif"]]
+    assert guard_runs["migration-pr-comment.yml"] == [
+        ["check", "--full", "--cache-dir", ".migration-guard-cache",
+         "--format", "markdown=migration-comment.md"]]
     pre_commit = [
         a for c in _run_commands(_load(REPO / "docs/workflows/migration-tests-pre-commit.yml"))
         if (a := _pre_commit_run(c))
@@ -396,8 +410,11 @@ def test_the_sharded_workflow_runs_every_shard_and_merges_them() -> None:
 @pytest.mark.parametrize("path", DOCS_WORKFLOWS, ids=_rel)
 def test_docs_workflows_run_on_main_and_develop(path: Path) -> None:
     triggers = _triggers(_load(path))
-    assert set(triggers) == {"push", "pull_request"}
-    for event in ("push", "pull_request"):
+    # A pull request comment has no pull request to go to on a push.
+    events = {"pull_request"} if path.name == "migration-pr-comment.yml" else {
+        "push", "pull_request"}
+    assert set(triggers) == events
+    for event in events:
         assert set(triggers[event]["branches"]) == {"main", "develop"}, event
 
 
@@ -461,3 +478,35 @@ def test_main_lint_job_runs_what_ci_run_lints() -> None:
     lint = list(_run_commands(_load(MAIN), job="lint"))
     assert ["ruff", "check", "guard", "tests"] in lint and "ruff check guard tests" in ci_run
     assert ["mypy"] in lint and "bin/mypy\n" in ci_run
+
+
+def test_the_code_scanning_upload_and_the_comment_run_even_when_the_check_fails() -> None:
+    for name, uses in (("migration-code-scanning.yml", "github/codeql-action/upload-sarif@"),
+                       ("migration-pr-comment.yml", None)):
+        steps = [step for _, step in _steps(_load(REPO / "docs/workflows" / name))]
+        check = next(s for s in steps if s.get("id") == "check")
+        assert check["continue-on-error"] is True
+        after = steps[steps.index(check) + 1]
+        assert after["if"].startswith("always()")
+        if uses:
+            assert after["uses"].startswith(uses)
+            assert after["with"]["sarif_file"] == "migration-guard.sarif"
+        else:
+            assert "<!-- migration-guard -->" in after["run"]
+        assert steps[-1]["if"] == "steps.check.outcome == 'failure'"
+
+
+def test_the_gitlab_job_reports_code_quality_and_junit() -> None:
+    gitlab = _load(REPO / "docs/workflows/gitlab/.gitlab-ci.yml")
+    job = gitlab["migration-tests"]
+    assert job["artifacts"]["reports"] == {"codequality": "gl-code-quality-report.json",
+                                           "junit": "migration-report.xml"}
+    assert job["artifacts"]["when"] == "always"
+    check = build_parser()
+    commands = [c for line in job["script"] for c in _shell_commands(line)
+                if _guard_arguments(c)]
+    assert [_guard_arguments(c) for c in commands] == [[
+        "check", "--full", "--cache-dir", ".migration-guard-cache",
+        "--format", "gitlab=gl-code-quality-report.json", "--format",
+        "junit=migration-report.xml"]]
+    check.parse_args(_guard_arguments(commands[0]))

@@ -1,54 +1,21 @@
 """Under GitHub Actions: an ``::error`` workflow annotation per failure, shown on the pull
-request's diff at the migration's line, and a Markdown table in the job's step summary.
-
-The line of a failure is the line of the operation at fault when it is known (an irreversible
-operation's index), else the line of ``class Migration``; both are found by parsing the file
-with :mod:`ast`, never by importing it.
-"""
+request's diff at the migration's line (:mod:`guard.reporting.locations`), and a Markdown table
+in the job's step summary."""
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
 
 from guard.reporting.findings import headline
+from guard.reporting.locations import Locator
+from guard.reporting.markdown import cell as _cell
 from guard.reporting.model import Report
 from guard.reporting.text import details, irreversible_hint, summary_line
 from guard.safety.estimates import span
-from guard.types import STEPS, MigrationKey, label
-
-
-def operation_lines(path: str) -> tuple[int | None, list[int]]:
-    """(the line of ``class Migration``, the line of each entry of its ``operations`` list);
-    (None, []) when the file cannot be read or has no such class."""
-    try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
-    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
-        return None, []
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "Migration":
-            for statement in node.body:
-                value = _operations(statement)
-                if isinstance(value, (ast.List, ast.Tuple)):
-                    return node.lineno, [element.lineno for element in value.elts]
-            return node.lineno, []
-    return None, []
-
-
-def _operations(statement: ast.stmt) -> ast.expr | None:
-    """The value of ``operations = ...`` (or ``operations: list = ...``), else None."""
-    if isinstance(statement, ast.Assign):
-        targets = statement.targets
-    elif isinstance(statement, ast.AnnAssign):
-        targets = [statement.target]
-    else:
-        return None
-    if any(isinstance(t, ast.Name) and t.id == "operations" for t in targets):
-        return statement.value
-    return None
+from guard.types import STEPS, label
 
 
 def escape_data(text: str) -> str:
@@ -82,31 +49,10 @@ def _command(kind: str, message: str, *, title: str, file: str | None, line: int
     return f"::{kind} {','.join(properties)}::{escape_data(message)}"
 
 
-def relative(path: str, environ: Mapping[str, str]) -> str:
-    """``path`` relative to ``GITHUB_WORKSPACE`` (else the current folder), as GitHub wants it;
-    unchanged when it lies outside."""
-    root = Path(environ.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except (ValueError, OSError):
-        return path
-
-
 def error_lines(report: Report, environ: Mapping[str, str]) -> Iterator[str]:
     """One ``::error`` line per failure: refused irreversible operations, failed steps, the
     base, failed checks."""
-    parsed: dict[MigrationKey, tuple[int | None, list[int]]] = {}
-
-    def where(key: MigrationKey, index: int | None = None) -> tuple[str | None, int | None]:
-        shown = report.files.get(key)
-        if shown is None:
-            return None, None
-        if key not in parsed:
-            parsed[key] = operation_lines(report.sources.get(key, shown))
-        class_line, lines = parsed[key]
-        if index is not None and index < len(lines):
-            return relative(shown, environ), lines[index]
-        return relative(shown, environ), class_line
+    where = Locator(report, Path(environ.get("GITHUB_WORKSPACE") or os.getcwd()))
 
     for irreversible, accepted in report.irreversible:
         if not accepted:
@@ -152,11 +98,6 @@ def error_lines(report: Report, environ: Mapping[str, str]) -> Iterator[str]:
 
 
 _STATUS = {True: "✅ ok", False: "❌ failed", None: "⏭️ skipped"}
-
-
-def _cell(text: str) -> str:
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
 
 def summary(report: Report) -> str:

@@ -37,12 +37,33 @@ def _junit(report: Report) -> str:
     return as_junit(report)
 
 
-RENDERERS: dict[str, Callable[[Report], str]] = {"text": _text, "json": _json, "junit": _junit}
+def _sarif(report: Report) -> str:
+    from guard.reporting.sarif import as_sarif
+
+    return as_sarif(report)
+
+
+def _gitlab(report: Report) -> str:
+    from guard.reporting.gitlab import as_gitlab
+
+    return as_gitlab(report)
+
+
+def _markdown(report: Report) -> str:
+    from guard.reporting.markdown import as_markdown
+
+    return as_markdown(report)
+
+
+RENDERERS: dict[str, Callable[[Report], str]] = {
+    "text": _text, "json": _json, "junit": _junit, "sarif": _sarif, "gitlab": _gitlab,
+    "markdown": _markdown,
+}
 """Each report format, rendered as the text of a file."""
 
 
 def render(report: Report, fmt: str) -> str:
-    """One report in ``fmt`` (text, json, junit), as the text of a file."""
+    """One report in ``fmt`` (text, json, junit, sarif, gitlab, markdown), as a file's text."""
     return RENDERERS.get(fmt, _text)(report)
 
 
@@ -57,8 +78,8 @@ def write(
 ) -> None:
     """Write each report to its file or stdout; with nothing on stdout, the summary line goes
     there. Under GitHub Actions (``GITHUB_ACTIONS=true``, unless ``github`` is off) also the
-    workflow annotations (on stdout, or on stderr when stdout holds JSON or XML) and the step
-    summary."""
+    workflow annotations (on stdout, or on stderr when stdout holds another format) and the
+    step summary."""
     stderr = stderr or sys.stderr
     on_stdout = ""
     for fmt, file in formats:
