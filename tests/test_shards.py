@@ -164,10 +164,18 @@ def test_merge_fails_when_a_shard_failed_and_says_what_failed(
     assert "shard 2/2: nothing to roll back" in runs[1].stderr
     assert json.loads((tmp_path / "2.json").read_text())["shard"]["migrations"] == []
     summary = tmp_path / "summary.md"
+    sarif = tmp_path / "merged.sarif"
     merged = run_guard("report", "merge", tmp_path / "1.json", tmp_path / "2.json",
+                       "--format", "text", "--format", f"sarif={sarif}",
                        env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary),
-                            "GITHUB_WORKSPACE": str(shop)})
+                            "GITHUB_WORKSPACE": str(shop)}, cwd=shop)
     assert merged.returncode == 1, merged.stderr
+    # Every format, as check writes it: SARIF's errors are the leftover's two failed steps.
+    errors = {(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
+              for r in json.loads(sarif.read_text())["runs"][0]["results"]
+              if r["level"] == "error"}
+    assert errors == {("schema-difference", "orders/migrations/0003_leftover.py"),
+                      ("failed-step", "orders/migrations/0003_leftover.py")}
     assert "FAILED orders.0003_leftover: backward:" in merged.stdout
     # Under GitHub Actions the merge annotates the migration file and writes the step summary,
     # as a check does (the shards ran with --no-github in the example workflow).
