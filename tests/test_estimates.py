@@ -298,6 +298,7 @@ def test_an_index_build_is_estimated_from_the_rows_and_old_or_foreign_stats_get_
     estimate = finding["estimate"]
     assert estimate["rows"] == pytest.approx(BIG, rel=0.05) and estimate["blocks"] == "writes"
     assert estimate["summary"].startswith("builds an index on ledger_entry (1.0M rows, ")
+    assert "rows/s for a number key" in estimate["summary"]  # amount is an integer
     assert 0.05 < estimate["seconds"][0] < estimate["seconds"][1] < 60
     # Stats of long ago, and of another project's tables: the run says so.
     data = json.loads(stats_file[0].read_text())

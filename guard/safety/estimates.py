@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from guard.safety.calibration import Rates
@@ -84,12 +84,16 @@ class Estimator:
         wanted = {name for f in findings for name in _tables(f) if self.stats.find(name) is None}
         wanted |= {f.table for f in findings if f.kind == "lock"}  # scaled from the test rows
         here = _test_sizes(connection, wanted)
+        self._string_keys = _string_keys(connection, findings)
         for finding in findings:
             if finding.kind != "lock":
                 finding.estimate = self._estimate(finding, here)
         for finding in findings:
             if finding.kind == "lock":
                 finding.estimate = self._held(finding, findings, here)
+
+    _string_keys: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
+    """For each index a finding builds (by the finding's detail): a string in its key?"""
 
     def _sizes(self, table: str, here: dict[str, TableSize]) -> tuple[TableSize, bool]:
         """Production's sizes of ``table``, and True; else its sizes here, and False."""
@@ -126,11 +130,16 @@ class Estimator:
                               blocks)
         if finding.kind in ("rewrite", "blocking-index"):
             scale = math.log2(max(rows, 2)) / math.log2(rates.rows)
-            return self._made(rows / rates.index_rows * max(scale, 0.0), sizes.rows,
-                              sizes.heap_bytes,
+            rate, key = rates.index_rows, ""
+            strings = self._string_keys.get(finding.detail)
+            if strings is not None:
+                rate = rates.index_string_rows if strings else rates.index_number_rows
+                key = "string " if strings else "number "
+            return self._made(rows / rate * max(scale, 0.0), sizes.rows, sizes.heap_bytes,
                               f"builds an index on {table} ({size(rows)} rows, "
                               f"{volume(sizes.heap_bytes)})",
-                              f"{size(rates.index_rows)} rows/s", known, table, blocks)
+                              f"{size(rate)} rows/s" + (f" for a {key}key" if key else ""),
+                              known, table, blocks)
         parent = _referenced(finding)
         if parent is not None:
             other, other_known = self._sizes(parent, here)
@@ -203,6 +212,30 @@ def _test_sizes(connection: Any, tables: set[str]) -> dict[str, TableSize]:
             rows = int(cursor.fetchone()[0])
             found[table] = TableSize(rows=rows, heap_bytes=int(row[1]), toast_bytes=int(row[2]),
                                      index_bytes=int(row[3]), indexes=int(row[4]))
+    return found
+
+
+_INDEX = re.compile(r"\bindex (\S+) (?:on|of) ")
+
+
+def _string_keys(connection: Any, findings: Sequence[Finding]) -> dict[str, bool]:
+    """Whether the key of each index the findings build holds a string (``typcategory`` S),
+    read from the test database where the index is; unknown ones are left out."""
+    found: dict[str, bool] = {}
+    named = {f.detail: m.group(1) for f in findings
+             if f.kind in ("rewrite", "blocking-index") and (m := _INDEX.search(f.detail))}
+    if not named:
+        return found
+    with connection.cursor() as cursor:
+        for detail, index in named.items():
+            cursor.execute(
+                "SELECT bool_or(t.typcategory = 'S') FROM pg_index i "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "JOIN pg_type t ON t.oid = a.atttypid WHERE i.indexrelid = to_regclass(%s)",
+                [_quoted(index)])
+            row = cursor.fetchone()
+            if row is not None and row[0] is not None:
+                found[detail] = bool(row[0])
     return found
 
 
