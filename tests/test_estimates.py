@@ -236,10 +236,13 @@ def test_a_stats_file_that_is_missing_truncated_or_foreign_is_exit_2(
                 "migration-guard stats --db URL")
     # Another major version than the server the run tests on: its estimates would not hold.
     data = json.loads(good)
-    data["server"].update(version="13.10", version_num=130010)
+    here = data["server"]["version_num"] // 10000  # the stats were taken on the test server
+    other = 13 if here != 13 else 12
+    data["server"].update(version_num=other * 10000 + 10)  # the number decides, not the text
     old = write(shop / "pg13.json", json.dumps(data))
     refused(check(shop, migration, pg_url, "--stats", old), f"--stats {old}",
-            "taken on PostgreSQL 13.10", "major version (13)")
+            f"taken on PostgreSQL {other} (server_version_num {other}0010), but the run tests "
+            f"on PostgreSQL {here}", f"major version ({other})")
 
 
 def test_a_budget_that_is_not_a_positive_number_or_has_no_stats_is_exit_2(
@@ -313,3 +316,28 @@ def test_an_index_build_is_estimated_from_the_rows_and_old_or_foreign_stats_get_
     [finding] = [f for f in run.report["findings"] if f["direction"] == "forward"]
     assert "ledger_entry is not in other-stats.json: taken at its size here" in (
         finding["estimate"]["summary"])
+
+
+def test_a_lock_held_through_a_data_migration_is_scaled_by_the_tables_rows(
+        shop: Path, pg_url: str, stats_file: tuple[Path, Run, dict, dict]) -> None:
+    # The example's orders.0002 adds a field, then updates every order in a RunPython while
+    # the AddField's ACCESS EXCLUSIVE is held; production has a million orders.
+    data = json.loads(stats_file[0].read_text())
+    data["tables"]["public.orders_order"] = dict(data["tables"]["public.ledger_entry"],
+                                                 name="orders_order", indexes={})
+    stats = write(shop / "stats.json", json.dumps(data))
+    migration = shop / "orders" / "migrations" / "0002_order_status.py"
+    run = check(shop, migration, pg_url, "--stats", stats)
+    assert run.returncode == 0, run.stderr
+    [lock] = [f for f in run.report["findings"]
+              if f["kind"] == "lock" and f["direction"] == "forward"]
+    estimate = lock["estimate"]
+    assert estimate["summary"].startswith(
+        "holds ACCESS EXCLUSIVE on orders_order through slow work over orders_order (1.0M rows, ")
+    assert "as a write of each row at this server's measured" in estimate["summary"]
+    assert "assumes the work writes each row of those tables once" in estimate["basis"]
+    # A write of each of a million rows (251 MB), not the call's fixed cost on 3 rows scaled.
+    assert 0.2 < estimate["seconds"][0] < estimate["seconds"][1] < 60
+    assert estimate["bytes"] == data["tables"]["public.orders_order"]["heap_bytes"] + data[
+        "tables"]["public.orders_order"]["toast_bytes"] + data["tables"]["public.orders_order"][
+        "index_bytes"]

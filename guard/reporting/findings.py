@@ -43,7 +43,9 @@ def text_lines(report: Report) -> list[str]:
     lines: list[str] = []
     found = report.findings()
     for item in [f for f in found if report.fails(f)]:
-        lines.append(f"FAILED {title(report, item)}")
+        over = (f" (over --max-blocking-seconds {report.budget:g})"
+                if report.budget is not None and item[3].estimate is not None else "")
+        lines.append(f"FAILED {title(report, item)}{over}")
         lines.append(f"  file: {report.files.get(item[1], '?')}")
         lines += _said(item)
     others = sorted((f for f in found if not report.fails(f)), key=_longest)

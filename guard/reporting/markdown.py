@@ -46,7 +46,8 @@ def _what(result: Result) -> str:
     """The step or kind: ``forward: rewrite``, ``backward``, ``irreversible``."""
     if result.rule.startswith("safety/"):
         step = result.message.split(": ")[1] if result.message.count(": ") >= 2 else ""
-        return f"{step}: {result.rule.removeprefix('safety/')}".strip(": ")
+        kind = f"{step}: {result.rule.removeprefix('safety/')}".strip(": ")
+        return f"{kind}, {result.estimate} at production size" if result.estimate else kind
     if result.rule in ("failed-step", "schema-difference"):
         return result.message.split(": ")[1] if ": " in result.message else result.rule
     return result.rule

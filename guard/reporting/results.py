@@ -19,6 +19,7 @@ from guard.reporting.findings import headline
 from guard.reporting.locations import Locator, relative
 from guard.reporting.model import Report
 from guard.reporting.text import details, irreversible_hint
+from guard.safety.estimates import span
 from guard.types import KINDS, MigrationKey, label
 
 
@@ -44,9 +45,10 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "undo the difference."),
     Rule("rows-lost", "RowsLost", "A rollback does not restore the rows",
          "The schema came back after the rollback but a table's rows did not: a data "
-         "migration without a reverse that restores them.",
-         "Give the RunPython or RunSQL a reverse that puts the rows back, or accept the loss "
-         "explicitly."),
+         "migration whose reverse does not put them back, or a removed column whose values "
+         "the rollback cannot restore.",
+         "Give the RunPython or RunSQL a reverse that puts the rows back; for a removed "
+         "column, keep its values elsewhere first, or accept the loss explicitly."),
     Rule("irreversible", "Irreversible", "An operation cannot be reversed",
          "The migration has an operation without a reverse (RunPython or RunSQL without one): "
          "a rollback of the deploy stops at it.",
@@ -88,6 +90,8 @@ class Result:
     migration: str
     table: str
     fingerprint: str
+    estimate: str = ""
+    """For a finding with ``--stats``: ``about 3-5 min of blocked reads and writes``."""
 
 
 def _digest(*parts: object) -> str:
@@ -130,14 +134,14 @@ def collect(report: Report, root: Path) -> list[Result]:
     found: list[Result] = []
 
     def add(rule: str, failing: bool, message: str, detail: str, key: MigrationKey | None,
-            index: int | None, table: str = "", *identity: object) -> None:
+            index: int | None, table: str = "", *identity: object, estimate: str = "") -> None:
         path, line = where(key, index) if key is not None else (None, None)
         if path is None:  # a check or the base: the project's manage.py stands for it
             path = relative(str(Path(report.project_dir) / "manage.py"), root)
         name = label(key) if key is not None else ""
         operation = sources.operation(key, index) if key is not None else ""
         found.append(Result(rule, failing, message, detail, path, line or 1, name, table,
-                            _digest(rule, name, index, operation, table, *identity)))
+                            _digest(rule, name, index, operation, table, *identity), estimate))
 
     for irreversible, accepted in report.irreversible:
         key = irreversible.migration
@@ -157,7 +161,9 @@ def collect(report: Report, root: Path) -> list[Result]:
         add(f"safety/{finding.kind}", report.fails(item),
             f"{report.name(key, alias)}: {step.step}: {headline(finding)}",
             f"statement: {' '.join(finding.statement.split())}\nhint: {finding.hint}", key,
-            finding.operation, finding.table, alias, step.step)
+            finding.operation, finding.table, alias, step.step,
+            estimate=(f"{span(finding.estimate.seconds)} of blocked {finding.estimate.blocks}"
+                      if finding.estimate else ""))
     for check in report.checks:
         if not check.ok:
             add("failed-check", True, f"{check.name}: {'; '.join(check.errors)}", check.hint,

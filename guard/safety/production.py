@@ -42,7 +42,8 @@ class Estimating:
         if rates.seconds:
             say(f"calibration: measured this server's speed in {rates.seconds:.1f}s (once per "
                 f"server version): rewrites {volume(rates.rewrite_bytes)}/s, scans "
-                f"{volume(rates.scan_bytes)}/s, index builds {rates.index_rows:,.0f} rows/s")
+                f"{volume(rates.scan_bytes)}/s, index builds {rates.index_rows:,.0f} rows/s, "
+                f"foreign keys {rates.fk_rows:,.0f} rows/s")
         return Estimator(self.stats, rates, self.speed_factor)
 
     def notes(self, tables: set[str]) -> list[str]:

@@ -113,10 +113,12 @@ def check_server(stats: Stats, version_num: int, version: str) -> None:
     """Exit 2 when the stats come from another major version than the tested server."""
     if stats.version_num // 10000 != version_num // 10000:
         raise FatalError(
-            f"--stats {stats.path}: taken on PostgreSQL {stats.version}, but the run tests on "
-            f"PostgreSQL {version}: locks, rewrites and their speed differ between major "
-            f"versions, so its estimates would not hold. Test on a server of production's "
-            f"major version ({stats.version_num // 10000}) with --db, or take the stats again."
+            f"--stats {stats.path}: taken on PostgreSQL {stats.version_num // 10000} "
+            f"(server_version_num {stats.version_num}), but the run tests on PostgreSQL "
+            f"{version_num // 10000} ({version}): locks, rewrites and their speed differ "
+            f"between major versions, so its estimates would not hold. Test on a server of "
+            f"production's major version ({stats.version_num // 10000}) with --db, or take the "
+            "stats again."
         )
 
 
