@@ -32,7 +32,6 @@ from guard.reporting.model import Report
 from guard.reporting.progress import Progress
 from guard.reporting.writers import write as write_reports
 from guard.rows.seeding import RowSettings
-from guard.safety.production import Estimating, project_tables
 from guard.selection import paths
 from guard.types import MigrationKey, Selected, label
 
@@ -40,6 +39,8 @@ if TYPE_CHECKING:
     from django.db.migrations.graph import MigrationGraph
     from django.db.migrations.loader import MigrationLoader
     from django.db.migrations.state import ProjectState
+
+    from guard.safety.production import Estimating
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def run_check(options: CheckOptions, *, stdout: TextIO | None = None,
 def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
                prepared: Prepared, early: contextlib.ExitStack) -> int:
     progress = Progress(stderr, verbose=options.verbose)
-    estimating = Estimating.load(options.stats, options.speed_factor, options.max_stats_age_days)
+    estimating = _estimating(options)
     proj, name = prepared.project, prepared.name
     deleted = paths.deleted_keys(options.deleted)
     aliases = classify(proj.databases, options.databases, proj.settings_module)
@@ -113,7 +114,7 @@ def _run_check(options: CheckOptions, stdout: TextIO, stderr: TextIO | None,
                 report.sources[key] = filename
         report.not_tested = _not_tested(aliases, plan.order)
         report.notes.extend(_alias_notes(aliases))
-        report.notes.extend(estimating.notes(project_tables()) if estimating else [])
+        report.notes.extend(estimating.notes() if estimating else [])
         progress.selection(report)
         for line in report.not_tested:
             progress.line(f"warning: {line}")
@@ -244,6 +245,15 @@ def _known_before_database_work(plan: Plan, graph: MigrationGraph, report: Repor
             cannot_reverse.add(key)
             progress.line(("accepted: " if accepted else "FAILED: ") + found.describe())
     return cannot_reverse
+
+
+def _estimating(options: CheckOptions) -> Estimating | None:
+    """With ``--stats``: the stats file, read now; imported only then (no cost without it)."""
+    if not options.stats:
+        return None
+    from guard.safety.production import Estimating
+
+    return Estimating.load(options.stats, options.speed_factor, options.max_stats_age_days)
 
 
 @contextlib.contextmanager

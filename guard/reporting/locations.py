@@ -17,8 +17,8 @@ from guard.reporting.model import Report
 from guard.types import MigrationKey
 
 
-def operation_lines(path: str) -> tuple[int | None, list[int]]:
-    """(the line of ``class Migration``, the line of each entry of its ``operations`` list);
+def operation_nodes(path: str) -> tuple[int | None, list[ast.expr]]:
+    """(the line of ``class Migration``, each entry of its ``operations`` list as parsed);
     (None, []) when the file cannot be read or has no such class."""
     try:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
@@ -29,9 +29,15 @@ def operation_lines(path: str) -> tuple[int | None, list[int]]:
             for statement in node.body:
                 value = _operations(statement)
                 if isinstance(value, (ast.List, ast.Tuple)):
-                    return node.lineno, [element.lineno for element in value.elts]
+                    return node.lineno, list(value.elts)
             return node.lineno, []
     return None, []
+
+
+def operation_lines(path: str) -> tuple[int | None, list[int]]:
+    """(the line of ``class Migration``, the line of each entry of its ``operations`` list)."""
+    class_line, nodes = operation_nodes(path)
+    return class_line, [node.lineno for node in nodes]
 
 
 def _operations(statement: ast.stmt) -> ast.expr | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guard.reporting.findings import headline
-from guard.reporting.locations import Locator, relative
+from guard.reporting.locations import Locator, operation_nodes, relative
 from guard.reporting.model import Report
 from guard.reporting.text import details, irreversible_hint
 from guard.safety.estimates import span
@@ -113,19 +113,8 @@ class _Sources:
 
 
 def _operation_texts(path: str) -> list[str]:
-    try:
-        source = Path(path).read_text(encoding="utf-8")
-        tree = ast.parse(source)
-    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
-        return []
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "Migration":
-            for statement in node.body:
-                if (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.List)
-                        and any(isinstance(t, ast.Name) and t.id == "operations"
-                                for t in statement.targets)):
-                    return [ast.dump(element) for element in statement.value.elts]
-    return []
+    """Each operation's syntax tree as text: the same for the same code, whatever its lines."""
+    return [ast.dump(node) for node in operation_nodes(path)[1]]
 
 
 def collect(report: Report, root: Path) -> list[Result]:

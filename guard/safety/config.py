@@ -55,13 +55,12 @@ def validate(table: Mapping[str, Any], path: Path) -> None:
     _validate_estimates(table, path)
 
 
-
 ESTIMATE_KEYS = ("stats", "speed_factor", "max_stats_age_days", "max_blocking_seconds")
 """The keys of estimates at production size: the stats file, how much faster production is,
 when the stats count as old, and the time budget."""
 
 
-def _seconds(value: object, where: str, unit: str = "a number of seconds") -> float:
+def _positive(value: object, where: str, unit: str = "a number of seconds") -> float:
     """A number above 0 (seconds, days, a factor), or exit 2 saying what it is not."""
     try:
         seconds = float(value)  # type: ignore[arg-type]
@@ -83,7 +82,7 @@ def estimating(table: Mapping[str, Any], stats: str | None, budget: str | None, 
     elif path:
         path = os.path.normpath(here / Path(path).expanduser())
     given = budget if budget is not None else table.get("max_blocking_seconds")
-    seconds = None if given is None else _seconds(
+    seconds = None if given is None else _positive(
         given, "--max-blocking-seconds" if budget is not None
         else "[tool.migration-guard] max_blocking_seconds")
     if seconds is not None and not path:
@@ -103,7 +102,7 @@ def _validate_estimates(table: Mapping[str, Any], path: Path) -> None:
                          f'file, e.g. stats = "ci/production-stats.json".')
     for key, unit in (("speed_factor", "a factor"), ("max_stats_age_days", "a number of days")):
         if key in table:
-            _seconds(table[key], f"{path}: [tool.migration-guard] {key}", unit)
+            _positive(table[key], f"{path}: [tool.migration-guard] {key}", unit)
     if "max_blocking_seconds" in table:
-        _seconds(table["max_blocking_seconds"],
+        _positive(table["max_blocking_seconds"],
                  f"{path}: [tool.migration-guard] max_blocking_seconds")

@@ -2,11 +2,12 @@
 
 The kind of work comes from the finding: a ``rewrite`` writes the table's heap, TOAST and
 indexes again (bytes over the measured rewrite rate); a ``blocking-index`` (or an index rebuilt
-alone) sorts the table's rows (rows over the index rate, times ``log n / log n₀`` for the sort);
-a ``scan`` reads the heap (bytes over the scan rate), unless it validates a foreign key, which
-reads both tables (rows of both over the foreign-key rate); a ``lock`` held through other work
-lasts as long as that work: the step's findings on the other tables, or where there are none
-(a ``RunPython`` over the rows), the lock's time on the test rows scaled by the table's rows.
+alone) sorts the table's rows (rows over the rate of its key's kind, a string in it or not, times
+``log n / log n₀`` for the sort);
+a ``scan`` reads the heap (bytes over the scan rate), and a foreign key's validation reads both
+tables (rows of both over the foreign-key rate); a ``lock`` held through other work lasts as
+long as that work: the step's findings on the other tables, or where there are none (a
+``RunPython`` or ``RunSQL`` over the rows), a write of each row of the tables it touched.
 
 Sizes come from the stats file; a table it does not know (the branch creates it, or it is newer
 than the stats) is taken at the size it has here, and the basis says so. ``speed_factor`` divides
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from guard.safety.calibration import Rates
@@ -31,7 +32,6 @@ SPREAD = 1.5
 """The range is the middle divided and multiplied by this: 2.25x wide."""
 ASSUMES = "same hardware as this server, no wait for the lock, no concurrent load"
 _REFERENCES = re.compile(r'REFERENCES\s+"?(?:\w+"?\."?)?(\w+)"?', re.IGNORECASE)
-_ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"
 
 
 def size(count: float) -> str:
@@ -87,16 +87,13 @@ class Estimator:
         wanted |= {t for f in findings if f.kind == "lock" for t in _touched(f) or [f.table]
                    if self.stats.find(t) is None}
         here = _test_sizes(connection, wanted)
-        self._string_keys = _string_keys(connection, findings)
+        strings = _string_keys(connection, findings)
         for finding in findings:
             if finding.kind != "lock":
-                finding.estimate = self._estimate(finding, here)
+                finding.estimate = self._estimate(finding, here, strings.get(finding.detail))
         for finding in findings:
             if finding.kind == "lock":
                 finding.estimate = self._held(finding, findings, here)
-
-    _string_keys: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
-    """For each index a finding builds (by the finding's detail): a string in its key?"""
 
     def _sizes(self, table: str, here: dict[str, TableSize]) -> tuple[TableSize, bool]:
         """Production's sizes of ``table``, and True; else its sizes here, and False."""
@@ -120,11 +117,14 @@ class Estimator:
         return Estimate(seconds=seconds, rows=rows, bytes=size, blocks=blocks,
                         summary=summary, basis=f"{summary}; assumes {assumes}")
 
-    def _estimate(self, finding: Finding, here: dict[str, TableSize]) -> Estimate:
+    def _estimate(self, finding: Finding, here: dict[str, TableSize],
+                  strings: bool | None) -> Estimate:
+        """A rewrite, index build or scan; ``strings``: whether the index built has a string
+        in its key (None: not known)."""
         table, rates = finding.table, self.rates
         sizes, known = self._sizes(table, here)
         rows = sizes.rows or 0
-        blocks = "reads and writes" if finding.lock_mode == _ACCESS_EXCLUSIVE else "writes"
+        blocks = _blocks(finding)
         if finding.kind == "rewrite" and not finding.detail.startswith("rebuilt index"):
             total = sizes.total_bytes
             return self._made(total / rates.rewrite_bytes, sizes.rows, total,
@@ -134,7 +134,6 @@ class Estimator:
         if finding.kind in ("rewrite", "blocking-index"):
             scale = math.log2(max(rows, 2)) / math.log2(rates.rows)
             rate, key = rates.index_rows, ""
-            strings = self._string_keys.get(finding.detail)
             if strings is not None:
                 rate = rates.index_string_rows if strings else rates.index_number_rows
                 key = "string " if strings else "number "
@@ -172,7 +171,7 @@ class Estimator:
 
     def _held(self, lock: Finding, findings: Sequence[Finding],
               here: dict[str, TableSize]) -> Estimate:
-        blocks = "reads and writes" if lock.lock_mode == _ACCESS_EXCLUSIVE else "writes"
+        blocks = _blocks(lock)
         through = [f for f in findings if f.kind != "lock" and f.table != lock.table
                    and f.estimate is not None]
         if through:
@@ -201,6 +200,11 @@ class Estimator:
         return Estimate(seconds=seconds, rows=rows, bytes=total, blocks=blocks, summary=summary,
                         basis=f"{summary}; assumes the work writes each row of those tables "
                               f"once (as an UPDATE of every row does), {ASSUMES}")
+
+
+def _blocks(finding: Finding) -> str:
+    """What the finding's lock blocks: ACCESS EXCLUSIVE reads too, the others writes."""
+    return "reads and writes" if finding.lock_mode == "ACCESS EXCLUSIVE" else "writes"
 
 
 _OVER = re.compile(r"\bover ([\w, ]+?)(?::| \()")

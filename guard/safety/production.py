@@ -14,13 +14,6 @@ from guard.safety.estimates import Estimator, volume
 from guard.safety.statsfile import Stats
 
 
-def project_tables() -> set[str]:
-    """The tables of the project's models (Django is set up)."""
-    from django.apps import apps
-
-    return {model._meta.db_table for model in apps.get_models(include_auto_created=True)}
-
-
 @dataclass
 class Estimating:
     stats: Stats
@@ -46,8 +39,12 @@ class Estimating:
                 f"foreign keys {rates.fk_rows:,.0f} rows/s")
         return Estimator(self.stats, rates, self.speed_factor)
 
-    def notes(self, tables: set[str]) -> list[str]:
-        """What the report says about the stats: where from, and whether to trust them."""
+    def notes(self) -> list[str]:
+        """What the report says about the stats: where from, and whether to trust them (is
+        any table of the project's models in them?)."""
+        from django.apps import apps
+
+        tables = {model._meta.db_table for model in apps.get_models(include_auto_created=True)}
         taken = self.stats.taken_at.date().isoformat() if self.stats.taken_at else "?"
         return [f"stats: {self.stats.path} ({len(self.stats.tables)} table(s) of "
                 f"{self.stats.database}, PostgreSQL {self.stats.version}, taken {taken})",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 import urllib.parse
 from typing import Any
 
@@ -133,8 +134,6 @@ def command(url: str, output: str | None) -> int:
             out.write(text)
     except OSError as exc:
         raise FatalError(f"stats --output {output}: cannot write it: {exc.strerror}.") from None
-    import sys
-
     big = sum(1 for t in taken["tables"].values() if (t["rows"] or 0) >= 1_000_000)
     print(f"migration-guard: wrote {output}: {len(taken['tables'])} table(s) of "
           f"{taken['database']} ({big} of a million rows or more), PostgreSQL "
